@@ -1,0 +1,81 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request).
+
+`MetricsMiddleware` times every request by route template; `BodyLimitMiddleware`
+refuses bodies over the configured size before anyone reads them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.api.errors import error_response
+from engine.errors import PayloadTooLarge
+from engine.metrics import Metrics
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.histogram = metrics.request_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route: Any = scope.get("route")
+            # Route templates, not raw paths, keep label cardinality bounded.
+            template = getattr(route, "path", "unmatched")
+            self.histogram.labels(template, scope["method"], str(status)).observe(
+                time.perf_counter() - start
+            )
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > self.max_bytes:
+                    response = error_response(
+                        413, "payload_too_large", f"body larger than {self.max_bytes} bytes"
+                    )
+                    await response(scope, receive, send)
+                    return
+                break
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge(f"body larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, receive if _has_length(scope) else limited_receive, send)
+
+
+def _has_length(scope: Scope) -> bool:
+    return any(name == b"content-length" for name, _ in scope["headers"])

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import time
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+
+from engine.api.body import json_body
+from engine.api.deps import ServicesDep, require_site_key
+from engine.api.responses import json_response
+from engine.api.schemas.events import EventBatch, EventsAccepted
+from engine.errors import InvalidInput, MalformedRequest, PayloadTooLarge
+from engine.events.ingest import write_events
+from engine.events.normalize import validate_batch
+
+router = APIRouter(tags=["events"], dependencies=[Depends(require_site_key)])
+
+
+@router.post(
+    "/v1/events",
+    status_code=202,
+    response_model=EventsAccepted,
+    openapi_extra=json_body(EventBatch),
+    summary="Report a batch of events (valid ones are kept, invalid ones listed by index)",
+)
+async def events_route(request: Request, services: ServicesDep) -> Response:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise MalformedRequest("request body is not valid JSON") from None
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list) or len(body) != 1:
+        raise MalformedRequest('body must be {"events": [...]}')
+    items = body["events"]
+    limit = services.settings.max_events_per_batch
+    if len(items) > limit:
+        raise PayloadTooLarge(f"at most {limit} events per batch")
+    accepted, rejected = validate_batch(
+        items, pseudonymize=services.pseudonymize, signer=services.signer, now=time.time()
+    )
+    rejected_out = [{"index": i, "error": reason} for i, reason in rejected]
+    services.metrics.events_rejected.inc(len(rejected))
+    if not accepted:
+        error = InvalidInput("no valid event in the batch")
+        error.details = rejected_out
+        raise error
+    settings = services.settings
+    await write_events(
+        services.store,
+        accepted,
+        ttl_s=settings.visitor_ttl_days * 86_400,
+        log_maxlen=settings.event_stream_maxlen,
+    )
+    for event in accepted:
+        services.metrics.events.labels(event.type).inc()
+    return json_response({"accepted": len(accepted), "rejected": rejected_out}, 202)

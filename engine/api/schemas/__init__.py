@@ -1,0 +1,1 @@
+"""Pydantic models of the HTTP edge (requests and responses); nothing inside uses them."""

@@ -1,0 +1,75 @@
+"""Admin-facing definitions: slots with variants and rules, and rule segments.
+
+The condition language is documented in `engine.decisions.rules`; these models give
+its shape to the OpenAPI docs and check structure, the compiler checks meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Leaf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attr: str = Field(description="context.<key>, features.<name> or segments")
+    op: Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "contains"]
+    value: Any = None
+
+
+class All(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    all: list[Condition] = Field(min_length=1)
+
+
+class AnyOf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    any: list[Condition] = Field(min_length=1)
+
+
+class Not(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    not_: Condition = Field(alias="not")
+
+
+Condition = Leaf | All | AnyOf | Not
+
+
+class VariantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    content: dict[str, Any] = Field(default_factory=dict)
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    when: Condition
+    variant: str
+
+
+class SlotIn(BaseModel):
+    """A slot: its variants, the default, and ordered targeting rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variants: list[VariantIn] = Field(min_length=1)
+    default: str
+    policy: Literal["rules"] = "rules"
+    rules: list[RuleIn] = Field(default_factory=list)
+    description: str | None = Field(default=None, max_length=1000)
+
+
+class SegmentIn(BaseModel):
+    """A rule segment: visitors matching `when` are in it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    when: Condition
+    description: str | None = Field(default=None, max_length=1000)

@@ -1,0 +1,137 @@
+"""The app factory: `create_app(settings)` builds the service; its lifespan owns Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+from starlette.middleware.cors import CORSMiddleware
+
+import engine
+from engine.api.errors import install_error_handlers
+from engine.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from engine.api.routes import decide, events, health, items
+from engine.api.routes.definitions import segments_router, slots_router
+from engine.api.schemas.decide import DecideRequest
+from engine.api.schemas.definitions import SegmentIn, SlotIn
+from engine.api.schemas.events import EventBatch
+from engine.api.schemas.items import ItemBatch
+from engine.auth import ApiKeys
+from engine.decisions.registry import DefinitionRegistry
+from engine.decisions.tokens import TokenSigner
+from engine.errors import ConfigError
+from engine.keyring import Keyring
+from engine.metrics import Metrics
+from engine.privacy.pseudonym import Pseudonymizer
+from engine.services import Services
+from engine.settings import Settings, resolve_secrets
+from engine.store.catalog import CatalogRepository
+from engine.store.client import Store, connect
+from engine.store.definitions import DefinitionRepository
+from engine.store.embedded import EmbeddedRedis
+from engine.store.keys import Keys
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FILE = "definitions.snapshot.json"
+BODY_MODELS: tuple[type[BaseModel], ...] = (DecideRequest, EventBatch, SlotIn, SegmentIn, ItemBatch)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The Omotenashi service. Without settings, they are read from the environment."""
+    settings = resolve_secrets(settings or Settings())
+    if settings.secret is None or settings.admin_key is None:
+        raise ConfigError("secrets missing after resolution")
+    admin_key = settings.admin_key.get_secret_value()
+    keyring = Keyring.from_secret(settings.secret.get_secret_value())
+    metrics = Metrics(settings.prometheus_multiproc_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        embedded = EmbeddedRedis(settings.data_dir) if settings.redis_url is None else None
+        url = embedded.url if embedded else settings.redis_url
+        assert url is not None
+        store = Store(
+            connect(url, settings.redis_timeout_ms),
+            Keys(settings.key_prefix),
+            on_error=lambda operation: metrics.redis_errors.labels(operation).inc(),
+        )
+        repository = DefinitionRepository(store)
+        registry = DefinitionRegistry(repository, settings.data_dir / SNAPSHOT_FILE)
+        await registry.start()
+        refresher = asyncio.create_task(registry.run(settings.definitions_refresh_ms / 1000))
+        app.state.services = Services(
+            settings=settings,
+            store=store,
+            definitions=repository,
+            registry=registry,
+            catalog=CatalogRepository(store),
+            pseudonymize=Pseudonymizer(keyring.pseudonyms),
+            signer=TokenSigner(keyring.tokens),
+            metrics=metrics,
+            api_keys=ApiKeys(settings.site_keys, admin_key),
+        )
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            await store.close()
+            if embedded:
+                embedded.close()
+
+    app = FastAPI(
+        title="Omotenashi",
+        version=engine.__version__,
+        summary="A different welcome for every visitor: real-time personalization.",
+        lifespan=lifespan,
+    )
+    for router in (
+        health.router,
+        decide.router,
+        events.router,
+        slots_router,
+        segments_router,
+        items.router,
+    ):
+        app.include_router(router)
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Content-Type", "X-Api-Key"],
+            max_age=600,
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _document_bodies(app, BODY_MODELS)
+    return app
+
+
+def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
+    """Add the raw-parsed request bodies (see engine.api.body) to the OpenAPI schema."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components[model.__name__] = body
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,1 @@
+"""Decisions: slots, targeting rules, policies and the tokens that record them."""

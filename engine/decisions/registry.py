@@ -1,0 +1,111 @@
+"""The compiled definitions a worker decides with, kept fresh from Redis.
+
+Each worker polls the definitions version (one GET) every `refresh_ms` and recompiles
+on change, so an admin's change reaches every worker within a second. The last good
+set is also written to a snapshot file, so a worker that starts while Redis is down
+still knows the slots' defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.decisions.segments import Segment, compile_segment
+from engine.decisions.slots import Slot, compile_slot
+from engine.errors import OmotenashiError, StoreUnavailable
+from engine.store.definitions import DefinitionKind, DefinitionRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledDefinitions:
+    version: int
+    slots: dict[str, Slot] = field(default_factory=dict)
+    segments: tuple[Segment, ...] = ()
+
+
+def compile_all(
+    version: int, raw: dict[DefinitionKind, dict[str, dict[str, Any]]]
+) -> CompiledDefinitions:
+    """Compile every definition; a bad one is logged and left out, never fatal."""
+    slots: dict[str, Slot] = {}
+    segments: list[Segment] = []
+    for name, definition in raw.get("slots", {}).items():
+        try:
+            slots[name] = compile_slot(name, definition)
+        except OmotenashiError as exc:
+            log.error("slot %r left out: %s", name, exc.message)
+    for name, definition in sorted(raw.get("segments", {}).items()):
+        try:
+            segments.append(compile_segment(name, definition))
+        except OmotenashiError as exc:
+            log.error("segment %r left out: %s", name, exc.message)
+    return CompiledDefinitions(version=version, slots=slots, segments=tuple(segments))
+
+
+class DefinitionRegistry:
+    """Holds the current `CompiledDefinitions`; `current` is None until first loaded."""
+
+    def __init__(self, repository: DefinitionRepository, snapshot_path: Path) -> None:
+        self._repository = repository
+        self._snapshot_path = snapshot_path
+        self.current: CompiledDefinitions | None = None
+        self.from_snapshot = False
+
+    async def refresh(self) -> bool:
+        """Reload if the stored version moved; True if something changed."""
+        version = await self._repository.version()
+        if self.current is not None and not self.from_snapshot and version == self.current.version:
+            return False
+        version, raw = await self._repository.load_all()
+        self.current = compile_all(version, raw)
+        self.from_snapshot = False
+        self._write_snapshot(version, raw)
+        return True
+
+    async def start(self) -> None:
+        """First load: from Redis, else from the snapshot file (logged)."""
+        try:
+            await self.refresh()
+        except StoreUnavailable:
+            self._read_snapshot()
+
+    async def run(self, interval_s: float) -> None:
+        """Poll forever (the app's lifespan cancels it)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            # Failures are counted and logged by the store; keep serving what we have.
+            with contextlib.suppress(StoreUnavailable):
+                await self.refresh()
+
+    def _write_snapshot(self, version: int, raw: dict[DefinitionKind, Any]) -> None:
+        tmp = self._snapshot_path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            self._snapshot_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(orjson.dumps({"version": version, "definitions": raw}))
+            tmp.replace(self._snapshot_path)
+        except OSError as exc:
+            log.warning("could not write definitions snapshot %s: %s", self._snapshot_path, exc)
+
+    def _read_snapshot(self) -> None:
+        try:
+            data = orjson.loads(self._snapshot_path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            log.warning("redis unavailable and no definitions snapshot: decide will 503")
+            return
+        self.current = compile_all(int(data["version"]), data["definitions"])
+        self.from_snapshot = True
+        log.warning(
+            "redis unavailable: serving definitions v%s from %s",
+            data["version"],
+            self._snapshot_path,
+        )

@@ -1,0 +1,1 @@
+"""Collecting events: turning validated client events into the log and features."""

@@ -1,0 +1,87 @@
+"""From a validated client event to the pseudonymized `Event` the engine keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.api.body import describe_error
+from engine.api.schemas.events import EVENT_ADAPTER, EventIn, Feedback, Identify, Purchase
+from engine.decisions.tokens import TokenSigner
+from engine.errors import InvalidInput, OmotenashiError
+from models.events import Event
+
+MAX_CLOCK_SKEW_S = 300.0
+
+
+def to_event(
+    raw: EventIn,
+    *,
+    pseudonymize: Callable[[str], str],
+    signer: TokenSigner,
+    now: float,
+) -> Event:
+    """The event as stored: raw ids replaced by pseudonyms, free text reduced to a length,
+    purchase value filled in, and its token (if any) checked. `InvalidInput` if not acceptable.
+    """
+    ts = _timestamp(raw.ts, now)
+    if raw.token is not None:
+        signer.verify(raw.token)
+    props = raw.properties
+    properties: dict[str, Any] = (
+        dict(props) if isinstance(props, dict) else props.model_dump(exclude_none=True)
+    )
+    value = raw.value
+    if isinstance(raw, Purchase) and value is None:
+        value = round(sum(line.price * line.qty for line in raw.properties.items), 2)
+    if isinstance(raw, Feedback) and "text" in properties:
+        properties["text_length"] = len(properties.pop("text"))
+    if isinstance(raw, Identify):
+        properties["customer_pid"] = pseudonymize(properties.pop("customer_id"))
+    return Event(
+        type=raw.type,
+        pid=pseudonymize(raw.visitor_id),
+        ts=ts,
+        channel=raw.channel,
+        event_id=raw.event_id,
+        token=raw.token,
+        item_id=raw.item_id,
+        value=value,
+        properties=properties,
+    )
+
+
+def _timestamp(ts: datetime | float | None, now: float) -> float:
+    if ts is None:
+        return now
+    if isinstance(ts, datetime):
+        ts = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+    if ts > now + MAX_CLOCK_SKEW_S:
+        raise InvalidInput("ts: more than 5 minutes in the future")
+    if ts < 0:
+        raise InvalidInput("ts: before 1970")
+    return float(ts)
+
+
+def validate_batch(
+    items: Sequence[object],
+    *,
+    pseudonymize: Callable[[str], str],
+    signer: TokenSigner,
+    now: float,
+) -> tuple[list[Event], list[tuple[int, str]]]:
+    """Check every event on its own: the valid ones, and (index, reason) for the others."""
+    accepted: list[Event] = []
+    rejected: list[tuple[int, str]] = []
+    for index, item in enumerate(items):
+        try:
+            raw = EVENT_ADAPTER.validate_python(item)
+            accepted.append(to_event(raw, pseudonymize=pseudonymize, signer=signer, now=now))
+        except ValidationError as exc:
+            rejected.append((index, describe_error(exc)))
+        except OmotenashiError as exc:
+            rejected.append((index, exc.message))
+    return accepted, rejected

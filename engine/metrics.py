@@ -1,0 +1,58 @@
+"""Prometheus metrics of one app: created with the app, never module-level globals.
+
+With several uvicorn workers, `PROMETHEUS_MULTIPROC_DIR` (set by `omotenashi serve`)
+makes every worker write its values to shared files, and `/metrics` aggregates them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    def __init__(self, multiproc_dir: Path | None = None) -> None:
+        self._multiproc_dir = multiproc_dir
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.request_seconds = Histogram(
+            "omotenashi_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ("route", "method", "status"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "omotenashi_decisions_total",
+            "slot decisions by policy",
+            ("policy",),
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "omotenashi_events_total",
+            "accepted events by type",
+            ("type",),
+            registry=self.registry,
+        )
+        self.events_rejected = Counter(
+            "omotenashi_events_rejected_total",
+            "events refused at validation",
+            registry=self.registry,
+        )
+        self.redis_errors = Counter(
+            "omotenashi_redis_errors_total",
+            "failed Redis round trips by operation",
+            ("operation",),
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        """The text format for `/metrics`, aggregated across workers when multiprocess."""
+        if self._multiproc_dir is not None:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=str(self._multiproc_dir))  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)

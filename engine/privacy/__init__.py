@@ -1,0 +1,1 @@
+"""Privacy: pseudonymized ids (and, in later work, consent, export and erasure)."""

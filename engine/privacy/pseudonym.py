@@ -1,0 +1,22 @@
+"""Pseudonymous visitor ids: the engine stores `pid`, never the client's id.
+
+pid = base64url(HMAC-SHA256(key, visitor_id))[:22] (128 bits): stable for a key, not
+reversible without it, and the same on every worker.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+
+class Pseudonymizer:
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, visitor_id: str) -> str:
+        digest = hmac.digest(self._key, visitor_id.encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()

@@ -1,0 +1,1 @@
+"""Code shared by training and serving, so both compute the same thing."""

@@ -1,0 +1,49 @@
+"""The event vocabulary every part of Omotenashi speaks: what a client can report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+EventType = Literal[
+    "page_view",
+    "impression",
+    "click",
+    "add_to_cart",
+    "purchase",
+    "conversion",
+    "feedback",
+    "identify",
+    "custom",
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One accepted event, pseudonymized: what the log keeps and features are built from.
+
+    `pid` replaces the client's visitor id; the raw id never gets this far.
+    """
+
+    type: EventType
+    pid: str
+    ts: float
+    channel: str
+    event_id: str | None = None
+    token: str | None = None
+    item_id: str | None = None
+    value: float | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """The event as the log stores it (None fields left out to keep it small)."""
+        record: dict[str, Any] = {"type": self.type, "pid": self.pid, "ts": self.ts}
+        record["channel"] = self.channel
+        for name in ("event_id", "token", "item_id", "value"):
+            value = getattr(self, name)
+            if value is not None:
+                record[name] = value
+        if self.properties:
+            record["properties"] = self.properties
+        return record

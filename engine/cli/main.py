@@ -1,0 +1,66 @@
+"""`omotenashi --help` lists every command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from engine.errors import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omotenashi",
+        description="Omotenashi: a real-time personalization engine.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP service (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+
+    demo = commands.add_parser(
+        "demo",
+        help="start the engine with a demo shop, drive simulated shoppers through it, keep serving",
+    )
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--visitors", type=int, default=300, help="simulated shoppers")
+    demo.add_argument("--seconds", type=float, default=5.0, help="at most this long of traffic")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--exit-after-traffic", action="store_true", help="stop after the report instead of serving"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            from engine.cli.serve import serve
+
+            serve(host=args.host, port=args.port, workers=args.workers)
+        elif args.command == "demo":
+            from engine.cli.demo import demo
+
+            demo(
+                host=args.host,
+                port=args.port,
+                visitors=args.visitors,
+                seconds=args.seconds,
+                seed=args.seed,
+                exit_after_traffic=args.exit_after_traffic,
+            )
+    except ConfigError as exc:
+        print(f"omotenashi: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nomotenashi: stopped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

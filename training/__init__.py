@@ -1,0 +1,1 @@
+"""Offline jobs: dataset loaders, the visitor simulator, training and evaluation."""

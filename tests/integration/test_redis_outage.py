@@ -1,0 +1,102 @@
+"""When Redis goes away, decide still answers (defaults, policy "fallback"), readiness
+says so, and service resumes when Redis is back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engine.app import create_app
+from tests.conftest import ADMIN, SITE, client_for, make_settings
+from tests.integration.test_decide_api import HERO
+from tests.support.redis_server import RedisProcess, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+BODY = {"visitor_id": "v", "slots": ["hero"], "context": {"device": "mobile"}}
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A Redis of this test's own, so stopping it disturbs nobody else."""
+    server = RedisProcess.start(tmp_path)
+    yield server
+    server.stop()
+
+
+async def decide(client: httpx.AsyncClient) -> httpx.Response:
+    return await client.post("/v1/decide", headers=SITE, json=BODY)
+
+
+async def test_decide_falls_back_to_defaults_while_redis_is_down(
+    own_redis: RedisProcess, tmp_path: Path
+) -> None:
+    settings = make_settings(own_redis.url, "outage", tmp_path / "data")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        assert (await client.put("/v1/slots/hero", headers=ADMIN, json=HERO)).status_code == 201
+        up = await decide(client)
+        assert up.json()["decisions"][0]["variant"] == "mobile"
+
+        own_redis.stop()
+        down = await decide(client)
+        assert down.status_code == 200
+        decision = down.json()["decisions"][0]
+        assert (decision["variant"], decision["policy"]) == ("generic", "fallback")
+        assert decision["content"] == {"title": "Welcome"}
+        assert decision["token"]
+        assert (await client.get("/readyz")).status_code == 503
+        events = await client.post(
+            "/v1/events", headers=SITE, json={"events": [{"type": "page_view", "visitor_id": "v"}]}
+        )
+        assert events.status_code == 503
+        assert events.json()["error"]["code"] == "store_unavailable"
+        metrics = (await client.get("/metrics")).text
+        assert 'omotenashi_decisions_total{policy="fallback"} 1.0' in metrics
+        assert 'omotenashi_redis_errors_total{operation="read_features"} 1.0' in metrics
+
+        restarted = RedisProcess.start(own_redis.workdir, port=own_redis.port)
+        try:
+            # a fresh Redis has no definitions: put the slot back, then decisions resume
+            for _ in range(40):
+                put = await client.put("/v1/slots/hero", headers=ADMIN, json=HERO)
+                if put.status_code != 503:
+                    break
+                await asyncio.sleep(0.1)  # the circuit stays open for a moment
+            assert put.status_code == 201
+            again = await decide(client)
+            assert again.json()["decisions"][0]["policy"] == "rules"
+            assert (await client.get("/readyz")).status_code == 200
+        finally:
+            restarted.stop()
+
+
+async def test_a_worker_starting_while_redis_is_down_serves_the_snapshot(
+    own_redis: RedisProcess, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    first = create_app(make_settings(own_redis.url, "snap", data_dir))
+    async with first.router.lifespan_context(first), client_for(first) as client:
+        assert (await client.put("/v1/slots/hero", headers=ADMIN, json=HERO)).status_code == 201
+
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    second = create_app(make_settings(nowhere, "snap", data_dir))
+    async with second.router.lifespan_context(second), client_for(second) as client:
+        response = await decide(client)
+        assert response.status_code == 200
+        assert response.json()["decisions"][0]["policy"] == "fallback"
+
+
+async def test_no_redis_and_no_snapshot_is_503_not_a_crash(tmp_path: Path) -> None:
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_app(make_settings(nowhere, "cold", tmp_path / "data"))
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        response = await decide(client)
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "definitions_not_loaded"
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 503

@@ -1,0 +1,177 @@
+"""The real thing: `omotenashi serve` and `omotenashi demo` as subprocesses over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN, ADMIN_KEY, SECRET, SITE, SITE_KEY
+from tests.integration.test_decide_api import HERO
+from tests.support.redis_server import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OMOTENASHI_") and k not in ("REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
+    }
+    env.update(
+        OMOTENASHI_DATA_DIR=str(data_dir),
+        OMOTENASHI_SITE_KEYS=SITE_KEY,
+        OMOTENASHI_ADMIN_KEY=ADMIN_KEY,
+        OMOTENASHI_SECRET=SECRET,
+        **extra,
+    )
+    return env
+
+
+def omotenashi(*args: str) -> list[str]:
+    return [sys.executable, "-m", "engine", *args]
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not become ready")
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
+@pytest.fixture
+def embedded_server(tmp_path: Path) -> Iterator[str]:
+    """`omotenashi serve` with no REDIS_URL: it runs on its embedded Redis."""
+    port = free_port()
+    process = subprocess.Popen(
+        omotenashi("serve", "--port", str(port)),
+        env=cli_env(tmp_path / "data"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, process)
+        yield base
+    finally:
+        assert stop(process) == 0
+        assert process.stderr is not None
+        stderr = process.stderr.read().decode()
+        process.stderr.close()
+        assert "Traceback" not in stderr, stderr
+    assert (tmp_path / "data" / "redis.db").exists(), (stderr, list((tmp_path / "data").iterdir()))
+
+
+def test_help_lists_the_commands() -> None:
+    out = subprocess.run(omotenashi("--help"), capture_output=True, text=True, check=True).stdout
+    assert "serve" in out
+    assert "demo" in out
+
+
+def test_serve_on_embedded_redis_end_to_end(embedded_server: str) -> None:
+    with httpx.Client(base_url=embedded_server, timeout=5) as http:
+        assert http.put("/v1/slots/hero", headers=ADMIN, json=HERO).status_code == 201
+        events = {
+            "events": [
+                {"type": "page_view", "visitor_id": "e2e", "properties": {"category": "sports"}}
+            ]
+            * 2
+        }
+        assert http.post("/v1/events", headers=SITE, json=events).json()["accepted"] == 2
+        decision = http.post(
+            "/v1/decide", headers=SITE, json={"visitor_id": "e2e", "slots": ["hero"]}
+        ).json()["decisions"][0]
+        assert (decision["variant"], decision["policy"]) == ("sporty", "rules")
+
+        assert http.post("/v1/decide", json={}).status_code == 401
+        assert http.put("/v1/slots/hero", headers=SITE, json=HERO).status_code == 403
+        bad = http.post(
+            "/v1/decide", headers={**SITE, "Content-Type": "application/json"}, content=b"{oops"
+        )
+        assert bad.status_code == 400
+        assert bad.json()["error"]["code"] == "malformed_request"
+        assert "Traceback" not in bad.text
+        assert http.get("/docs").status_code == 200
+        assert "omotenashi_decisions_total" in http.get("/metrics").text
+
+
+def test_several_workers_share_definitions_and_metrics(
+    tmp_path: Path, redis_url: str, key_prefix: str
+) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        omotenashi("serve", "--port", str(port), "--workers", "2"),
+        env=cli_env(tmp_path / "data", REDIS_URL=redis_url, OMOTENASHI_KEY_PREFIX=key_prefix),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, process)
+        httpx.put(f"{base}/v1/slots/hero", headers=ADMIN, json=HERO).raise_for_status()
+        time.sleep(1.0)  # the promise: every worker sees a change within one second
+        body = {"visitor_id": "w", "slots": ["hero"], "context": {"device": "mobile"}}
+        for _ in range(20):  # a new connection each time lands on either worker
+            response = httpx.post(f"{base}/v1/decide", headers=SITE, json=body)
+            assert response.json()["decisions"][0]["variant"] == "mobile"
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'omotenashi_decisions_total{policy="rules"} 20.0' in metrics
+    finally:
+        assert stop(process) == 0
+
+
+def test_demo_drives_traffic_and_reports(tmp_path: Path) -> None:
+    port = free_port()
+    env = cli_env(tmp_path / "data")
+    for name in ("OMOTENASHI_SITE_KEYS", "OMOTENASHI_ADMIN_KEY", "OMOTENASHI_SECRET"):
+        del env[name]  # a newcomer's defaults: generated development secrets
+    result = subprocess.run(
+        omotenashi(
+            "demo",
+            "--port",
+            str(port),
+            "--visitors",
+            "60",
+            "--seconds",
+            "3",
+            "--exit-after-traffic",
+        ),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "home_hero: shown (clicks) by persona" in out
+    assert "sports_fan" in out
+    assert "events accepted" in out
+    assert f"http://127.0.0.1:{port}/docs" in out
+    assert (tmp_path / "data" / "secrets.json").exists()
+    assert (tmp_path / "data" / "redis.db").exists()

@@ -30,7 +30,7 @@ from engine.keyring import Keyring
 from engine.metrics import Metrics
 from engine.privacy.pseudonym import Pseudonymizer
 from engine.services import Services
-from engine.settings import Settings, resolve_secrets
+from engine.settings import Settings, resolve_settings
 from engine.store.catalog import CatalogRepository
 from engine.store.client import Store, connect
 from engine.store.definitions import DefinitionRepository
@@ -45,7 +45,7 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (DecideRequest, EventBatch, SlotIn, S
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The Omotenashi service. Without settings, they are read from the environment."""
-    settings = resolve_secrets(settings or Settings())
+    settings = resolve_settings(settings or Settings())
     if settings.secret is None or settings.admin_key is None:
         raise ConfigError("secrets missing after resolution")
     admin_key = settings.admin_key.get_secret_value()

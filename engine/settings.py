@@ -66,12 +66,13 @@ class Settings(BaseSettings):
         return self.env == "production"
 
 
-def resolve_secrets(settings: Settings) -> Settings:
-    """Return settings with every secret present.
+def resolve_settings(settings: Settings) -> Settings:
+    """Return settings ready to run: every secret present.
 
-    Production refuses to run without them. Development generates the missing ones
-    once and keeps them in `data_dir/secrets.json`, so restarts (and every worker)
-    share the same keys, and says so loudly.
+    Production refuses to run without them, or without a `REDIS_URL` (the embedded
+    Redis is for trying things out, not for serving customers). Development generates
+    the missing secrets once and keeps them in `data_dir/secrets.json`, so restarts
+    (and every worker) share the same keys, and says so loudly.
     """
     missing = [
         name
@@ -82,6 +83,8 @@ def resolve_secrets(settings: Settings) -> Settings:
         )
         if not value
     ]
+    if settings.is_production and settings.redis_url is None:
+        missing.append("REDIS_URL")
     if not missing:
         return settings
     if settings.is_production:

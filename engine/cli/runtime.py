@@ -8,7 +8,7 @@ import logging.config
 from collections.abc import Iterator
 from typing import Any
 
-from engine.settings import Settings, resolve_secrets
+from engine.settings import Settings, resolve_settings
 from engine.store.embedded import EmbeddedRedis
 
 
@@ -37,7 +37,7 @@ def configure_logging(level: str) -> dict[str, Any]:
 def prepared_settings() -> Iterator[Settings]:
     """Settings with secrets resolved and a Redis to talk to: the configured one, or an
     embedded one started here and stopped (saving its data file) on exit."""
-    settings = resolve_secrets(Settings())
+    settings = resolve_settings(Settings())
     if settings.redis_url is not None:
         yield settings
         return

@@ -26,8 +26,7 @@ def decide(
 ) -> tuple[list[Decision], frozenset[str]]:
     """One decision per slot, and the visitor's segments (which rules may target)."""
     member_of = segments_of(segments, facts)
-    if member_of:
-        facts = replace(facts, segments=member_of)
+    facts = replace(facts, segments=member_of)
     # Rules are deterministic: the chosen variant had probability one.
     decisions = [Decision(s.name, s.first_match(facts), "rules", 1.0) for s in slots]
     return decisions, member_of

@@ -128,15 +128,16 @@ def _check_value(op: str, value: Any, path: str) -> None:
 
 
 def _leaf(get: Callable[[Facts], Any], op: str, value: Any) -> Predicate:
-    if op == "eq":
-        return lambda facts: get(facts) == value
-    if op == "ne":
-        return lambda facts: get(facts) != value
+    if op in ("eq", "ne"):
+        expected = _json_key(value)
+        if op == "eq":
+            return lambda facts: _json_key(get(facts)) == expected
+        return lambda facts: _json_key(get(facts)) != expected
     if op in ("in", "not_in"):
-        members = frozenset(value)
+        members = frozenset(_json_key(v) for v in value)
         if op == "in":
-            return lambda facts: _hashable(get(facts)) in members
-        return lambda facts: _hashable(get(facts)) not in members
+            return lambda facts: _json_key(get(facts)) in members
+        return lambda facts: _json_key(get(facts)) not in members
     if op in _ORDER:
         compare = _ORDER[op]
 
@@ -162,8 +163,15 @@ def _leaf(get: Callable[[Facts], Any], op: str, value: Any) -> Predicate:
     return contains
 
 
-def _hashable(value: Any) -> Any:
-    return value if isinstance(value, Scalar) else _ABSENT
+def _json_key(value: Any) -> Any:
+    """Equality as JSON means it: true is not 1 (Python says it is), 1 is 1.0."""
+    if isinstance(value, bool):
+        return (bool, value)
+    if isinstance(value, int | float):
+        return (float, float(value))
+    if isinstance(value, str):
+        return (str, value)
+    return _ABSENT
 
 
 def _segments_predicate(op: str, value: Any, path: str) -> Predicate:

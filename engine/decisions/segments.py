@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.decisions.rules import Facts, Predicate, compile_condition
-from engine.decisions.slots import check_name
+from engine.decisions.slots import check_description, check_name
 from engine.errors import InvalidInput
 
 
@@ -25,6 +25,7 @@ def compile_segment(name: str, definition: dict[str, Any]) -> Segment:
     extra = set(definition) - {"when", "description"}
     if extra:
         raise InvalidInput(f"unknown fields {sorted(extra)}")
+    check_description(definition)
     if "when" not in definition:
         raise InvalidInput("when: required")
     return Segment(name=name, when=compile_condition(definition["when"], allow_segments=False))

@@ -57,18 +57,25 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def check_description(definition: dict[str, Any]) -> None:
+    description = definition.get("description")
+    if description is not None and (not isinstance(description, str) or len(description) > 1000):
+        raise InvalidInput("description: a string of at most 1000 characters")
+
+
 def compile_slot(name: str, definition: dict[str, Any]) -> Slot:
     """A runnable slot from its JSON definition, or `InvalidInput` saying what is wrong."""
     check_name("slot", name)
     extra = set(definition) - {"variants", "default", "policy", "rules", "description"}
     if extra:
         raise InvalidInput(f"unknown fields {sorted(extra)}")
+    check_description(definition)
     policy = definition.get("policy", "rules")
     if policy not in POLICIES:
         raise InvalidInput(f"policy: {policy!r} is not one of {', '.join(POLICIES)}")
     variants = _compile_variants(definition.get("variants"))
     default_id = definition.get("default")
-    if default_id not in variants:
+    if not isinstance(default_id, str) or default_id not in variants:
         raise InvalidInput(f"default: {default_id!r} is not one of the variants")
     raw_rules = definition.get("rules", [])
     if not isinstance(raw_rules, list) or len(raw_rules) > MAX_RULES:
@@ -77,7 +84,7 @@ def compile_slot(name: str, definition: dict[str, Any]) -> Slot:
     for i, raw in enumerate(raw_rules):
         if not isinstance(raw, dict) or set(raw) != {"when", "variant"}:
             raise InvalidInput(f'rules[{i}]: a rule is {{"when": COND, "variant": ID}}')
-        if raw["variant"] not in variants:
+        if not isinstance(raw["variant"], str) or raw["variant"] not in variants:
             raise InvalidInput(f"rules[{i}].variant: {raw['variant']!r} is not a variant")
         when = compile_condition(raw["when"], f"rules[{i}].when")
         rules.append(Rule(when=when, variant=variants[raw["variant"]]))

@@ -12,15 +12,18 @@ import base64
 import binascii
 import hashlib
 import hmac
-from dataclasses import astuple, dataclass
+import re
+from dataclasses import dataclass
 
 import orjson
 
 from engine.errors import InvalidToken
 
-VERSION = "1"
 SIG_BYTES = 16
 MAX_TOKEN_CHARS = 2048
+# Strict shape: base64 decoders forgive junk and padding, so a token is only accepted
+# in the exact text we issued, and its signature is compared as that text.
+TOKEN_PATTERN = re.compile(r"1\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{22})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +55,20 @@ class TokenSigner:
         self._key = key
 
     def sign(self, token: DecisionToken) -> str:
-        signed = b"1." + _b64(orjson.dumps(astuple(token)))
+        t = token  # fields listed by hand: dataclasses.astuple deep-copies, on the hot path
+        fields = (
+            t.decision_id,
+            t.pid,
+            t.slot,
+            t.variant,
+            t.policy,
+            t.propensity,
+            t.issued_at,
+            t.experiment,
+            t.arm,
+            t.model_version,
+        )
+        signed = b"1." + _b64(orjson.dumps(fields))
         sig = hmac.digest(self._key, signed, hashlib.sha256)[:SIG_BYTES]
         return (signed + b"." + _b64(sig)).decode()
 
@@ -60,16 +76,14 @@ class TokenSigner:
         """The token's content, if its signature is ours; `InvalidToken` otherwise."""
         if len(text) > MAX_TOKEN_CHARS:
             raise InvalidToken("token too long")
-        version, _, rest = text.partition(".")
-        payload, _, sig = rest.partition(".")
-        if version != VERSION or not payload or not sig:
+        match = TOKEN_PATTERN.fullmatch(text)
+        if match is None:
             raise InvalidToken("malformed token")
+        payload, sig = match.groups()
+        expected = hmac.digest(self._key, f"1.{payload}".encode(), hashlib.sha256)
+        if not hmac.compare_digest(sig.encode(), _b64(expected[:SIG_BYTES])):
+            raise InvalidToken("token signature does not match")
         try:
-            given = _unb64(sig)
-            expected = hmac.digest(self._key, f"1.{payload}".encode(), hashlib.sha256)
-            if not hmac.compare_digest(given, expected[:SIG_BYTES]):
-                raise InvalidToken("token signature does not match")
-            fields = orjson.loads(_unb64(payload))
-            return DecisionToken(*fields)
+            return DecisionToken(*orjson.loads(_unb64(payload)))
         except (binascii.Error, ValueError, TypeError) as exc:
             raise InvalidToken("malformed token") from exc

@@ -95,6 +95,13 @@ class _EventBase(_Closed):
     item_id: Id | None = None
     value: float | None = Field(default=None, ge=-1e9, le=1e9, allow_inf_nan=False)
 
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("ts must be unix seconds or an ISO 8601 time")
+        return value
+
     @field_validator("ts")
     @classmethod
     def _finite_ts(cls, value: datetime | float | None) -> datetime | float | None:

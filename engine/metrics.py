@@ -17,6 +17,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 class Metrics:
     def __init__(self, multiproc_dir: Path | None = None) -> None:
         self._multiproc_dir = multiproc_dir
+        self._children: dict[tuple[int, str], Counter] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.request_seconds = Histogram(
             "omotenashi_http_request_duration_seconds",
@@ -48,6 +49,20 @@ class Metrics:
             ("operation",),
             registry=self.registry,
         )
+
+    def count_decision(self, policy: str) -> None:
+        self._child(self.decisions, policy).inc()
+
+    def count_event(self, event_type: str) -> None:
+        self._child(self.events, event_type).inc()
+
+    def _child(self, counter: Counter, label: str) -> Counter:
+        # labels() hashes and locks on every call; label values are a small closed set
+        key = (id(counter), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(label)
+        return child
 
     def exposition(self) -> bytes:
         """The text format for `/metrics`, aggregated across workers when multiprocess."""

@@ -1,23 +1,24 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from engine.api.body import json_body, parse_body
-from engine.api.deps import ServicesDep, require_site_key
+from engine.api.deps import SITE_KEY_SECURITY, site_services
 from engine.api.responses import json_response
 from engine.api.schemas.decide import DecideRequest, DecideResponse
 from engine.decisions.serve import decide_for_visitor
 
-router = APIRouter(tags=["decide"], dependencies=[Depends(require_site_key)])
+router = APIRouter(tags=["decide"])
 
 
 @router.post(
     "/v1/decide",
     response_model=DecideResponse,
-    openapi_extra=json_body(DecideRequest),
+    openapi_extra={**json_body(DecideRequest), **SITE_KEY_SECURITY},
     summary="Choose a variant for each slot, for this visitor",
 )
-async def decide_route(request: Request, services: ServicesDep) -> Response:
+async def decide_route(request: Request) -> Response:
+    services = site_services(request)
     body = await parse_body(request, DecideRequest)
     result = await decide_for_visitor(
         store=services.store,
@@ -27,11 +28,10 @@ async def decide_route(request: Request, services: ServicesDep) -> Response:
         slot_names=body.slots,
         context=body.context,
     )
-    counters = services.metrics.decisions
     decisions = []
     for signed in result.decisions:
         d = signed.decision
-        counters.labels(d.policy).inc()
+        services.metrics.count_decision(d.policy)
         decisions.append(
             {
                 "slot": d.slot,

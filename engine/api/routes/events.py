@@ -3,27 +3,28 @@ from __future__ import annotations
 import time
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from engine.api.body import json_body
-from engine.api.deps import ServicesDep, require_site_key
+from engine.api.deps import SITE_KEY_SECURITY, site_services
 from engine.api.responses import json_response
 from engine.api.schemas.events import EventBatch, EventsAccepted
 from engine.errors import InvalidInput, MalformedRequest, PayloadTooLarge
 from engine.events.ingest import write_events
 from engine.events.normalize import validate_batch
 
-router = APIRouter(tags=["events"], dependencies=[Depends(require_site_key)])
+router = APIRouter(tags=["events"])
 
 
 @router.post(
     "/v1/events",
     status_code=202,
     response_model=EventsAccepted,
-    openapi_extra=json_body(EventBatch),
+    openapi_extra={**json_body(EventBatch), **SITE_KEY_SECURITY},
     summary="Report a batch of events (valid ones are kept, invalid ones listed by index)",
 )
-async def events_route(request: Request, services: ServicesDep) -> Response:
+async def events_route(request: Request) -> Response:
+    services = site_services(request)
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError:
@@ -51,5 +52,5 @@ async def events_route(request: Request, services: ServicesDep) -> Response:
         log_maxlen=settings.event_stream_maxlen,
     )
     for event in accepted:
-        services.metrics.events.labels(event.type).inc()
+        services.metrics.count_event(event.type)
     return json_response({"accepted": len(accepted), "rejected": rejected_out}, 202)

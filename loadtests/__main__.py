@@ -1,0 +1,54 @@
+"""python -m loadtests run --base-url URL --target decide --seconds N [--concurrency C]
+[--max-requests M] --json FILE;  python -m loadtests calibrate --seconds N"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import orjson
+
+from loadtests.calibrate import calibrate
+from loadtests.report import table
+from loadtests.run import MAX_REQUESTS, Plan, run
+from loadtests.targets import TARGETS, Keys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_cmd = commands.add_parser("run", help="measure a target against the bare endpoint")
+    run_cmd.add_argument("--base-url", required=True, help="http://127.0.0.1:PORT")
+    run_cmd.add_argument("--target", required=True, choices=sorted(TARGETS))
+    run_cmd.add_argument("--json", type=Path, help="write the results here")
+    cal = commands.add_parser("calibrate", help="the generator's ceiling on a do-nothing server")
+    for sub in (run_cmd, cal):
+        sub.add_argument("--seconds", type=float, default=10.0)
+        sub.add_argument("--concurrency", type=int, default=4)
+        sub.add_argument("--max-requests", type=int, default=2_000_000)
+    args = parser.parse_args(argv)
+    if args.max_requests > MAX_REQUESTS:
+        parser.error(f"--max-requests is capped at {MAX_REQUESTS}")
+
+    if args.command == "calibrate":
+        ceiling = calibrate(args.seconds, args.concurrency, args.max_requests)
+        print(table({"generator ceiling": ceiling.to_json()}))
+        return 0
+    site, admin = os.environ.get("OMOTENASHI_SITE_KEY"), os.environ.get("OMOTENASHI_ADMIN_KEY")
+    if not site or not admin:
+        parser.error("set OMOTENASHI_SITE_KEY and OMOTENASHI_ADMIN_KEY")
+    plan = Plan(args.base_url, args.target, args.seconds, args.concurrency, args.max_requests)
+    try:
+        result = run(plan, Keys(site=site, admin=admin))
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(table(result))
+    if args.json:
+        args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

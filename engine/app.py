@@ -35,6 +35,7 @@ from engine.store.catalog import CatalogRepository
 from engine.store.client import Store, connect
 from engine.store.definitions import DefinitionRepository
 from engine.store.embedded import EmbeddedRedis
+from engine.store.hot_reads import PipelinedReader, supports
 from engine.store.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             connect(url, settings.redis_timeout_ms),
             Keys(settings.key_prefix),
             on_error=lambda operation: metrics.redis_errors.labels(operation).inc(),
+            hot=PipelinedReader(url, settings.redis_timeout_ms / 1000) if supports(url) else None,
         )
         repository = DefinitionRepository(store)
         registry = DefinitionRegistry(repository, settings.data_dir / SNAPSHOT_FILE)

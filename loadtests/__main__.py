@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--base-url", required=True, help="http://127.0.0.1:PORT")
     run_cmd.add_argument("--target", required=True, choices=sorted(TARGETS))
     run_cmd.add_argument("--json", type=Path, help="write the results here")
+    run_cmd.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="alternate bare and target this many times (a steadier ratio)",
+    )
     cal = commands.add_parser("calibrate", help="the generator's ceiling on a do-nothing server")
     for sub in (run_cmd, cal):
         sub.add_argument("--seconds", type=float, default=10.0)
@@ -39,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     site, admin = os.environ.get("OMOTENASHI_SITE_KEY"), os.environ.get("OMOTENASHI_ADMIN_KEY")
     if not site or not admin:
         parser.error("set OMOTENASHI_SITE_KEY and OMOTENASHI_ADMIN_KEY")
-    plan = Plan(args.base_url, args.target, args.seconds, args.concurrency, args.max_requests)
+    plan = Plan(
+        args.base_url, args.target, args.seconds, args.concurrency, args.max_requests, args.rounds
+    )
     try:
         result = run(plan, Keys(site=site, admin=admin))
     except ValueError as exc:

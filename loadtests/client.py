@@ -43,6 +43,7 @@ class _Connection(asyncio.Protocol):
         self.finished = finished
         self.buffer = b""
         self.started = 0
+        self.waiting = False  # a request is out and its response not complete
         self.transport: asyncio.WriteTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -58,6 +59,7 @@ class _Connection(asyncio.Protocol):
         request = self.requests[self.index % len(self.requests)]
         self.index += 1
         self.started = time.perf_counter_ns()
+        self.waiting = True
         self.transport.write(request)
 
     def data_received(self, data: bytes) -> None:
@@ -70,6 +72,7 @@ class _Connection(asyncio.Protocol):
         if len(self.buffer) < total:
             return
         self.run.latencies_ns.append(time.perf_counter_ns() - self.started)
+        self.waiting = False
         status = int(self.buffer[9:12])
         self.run.statuses[status] = self.run.statuses.get(status, 0) + 1
         if not 200 <= status < 300:
@@ -78,8 +81,8 @@ class _Connection(asyncio.Protocol):
         self._send_next()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.started and self.buffer:
-            self.run.errors += 1  # closed mid-response
+        if self.waiting:
+            self.run.errors += 1  # the server closed before answering in full
         if not self.finished.done():
             self.finished.set_result(None)
 

@@ -15,7 +15,8 @@ def table(result: dict[str, Any]) -> str:
     if result.get("ratio_rps") is not None:
         lines.append(
             f"req/s ratio to bare: {result['ratio_rps']:.3f}"
-            f"  (concurrency {result['concurrency']}, {result['seconds']:g} s per phase)"
+            f"  (concurrency {result['concurrency']}, {result['seconds']:g} s per endpoint,"
+            f" {result.get('rounds', 1)} alternating rounds)"
         )
     return "\n".join(lines)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,8 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 import uvloop
 
-from loadtests.client import hammer
-from loadtests.stats import PhaseResult, summarize
+from loadtests.client import Run, hammer
+from loadtests.stats import summarize
 from loadtests.targets import TARGETS, Keys, bare_requests
 
 MAX_SECONDS = 300.0
@@ -22,26 +21,38 @@ WARMUP_S = 1.0
 
 @dataclass(frozen=True)
 class Plan:
+    """`seconds` per endpoint, split in `rounds` alternating slices: this machine's
+    speed drifts by tens of percent over seconds, and alternating makes both
+    endpoints see the same drift, so their ratio holds still."""
+
     base_url: str
     target: str
     seconds: float
     concurrency: int
     max_requests: int
+    rounds: int = 5
 
 
 def loopback_address(base_url: str) -> tuple[str, int, str]:
-    """(ip, port, Host header) of a loopback URL; refuses anything else."""
+    """(ip, port, Host header) of a loopback URL; refuses anything else.
+
+    Only `localhost` and literal loopback addresses pass, with no DNS lookup, so no
+    name can point the generator at another machine."""
     parts = urlsplit(base_url)
     if parts.scheme != "http" or not parts.hostname:
         raise ValueError(f"{base_url!r}: only http://<loopback>:<port> is allowed")
+    name = parts.hostname
     try:
-        ip = ipaddress.ip_address(socket.gethostbyname(parts.hostname))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{base_url!r}: cannot resolve {parts.hostname}") from exc
-    if not ip.is_loopback:
-        raise ValueError(f"{base_url!r}: load tests target this machine's loopback only")
+        ip = ipaddress.ip_address("127.0.0.1" if name == "localhost" else name)
+    except ValueError:
+        ip = None
+    if ip is None or not ip.is_loopback:
+        raise ValueError(
+            f"{base_url!r}: load tests target this machine only (127.0.0.1, localhost, ::1)"
+        )
     port = parts.port or 80
-    return str(ip), port, f"{parts.hostname}:{port}"
+    host = f"[{name}]" if ip.version == 6 else name
+    return str(ip), port, f"{host}:{port}"
 
 
 def check_plan(plan: Plan) -> None:
@@ -51,6 +62,8 @@ def check_plan(plan: Plan) -> None:
         raise ValueError(f"--max-requests must be in (0, {MAX_REQUESTS}]")
     if not 1 <= plan.concurrency <= 256:
         raise ValueError("--concurrency must be 1..256")
+    if not 1 <= plan.rounds <= 100:
+        raise ValueError("--rounds must be 1..100")
     if plan.target not in TARGETS:
         raise ValueError(f"unknown target {plan.target!r}; known: {', '.join(TARGETS)}")
 
@@ -62,26 +75,43 @@ def run(plan: Plan, keys: Keys) -> dict[str, Any]:
     with httpx.Client(base_url=plan.base_url, timeout=10) as client:
         target.setup(client, keys)
     phases = {"bare": bare_requests(host, keys), plan.target: target.requests(host, keys)}
-    results: dict[str, PhaseResult] = {}
-    for name, requests in phases.items():
-        uvloop.run(_measure(ip, port, requests, WARMUP_S, plan.concurrency, plan.max_requests))
-        results[name] = uvloop.run(
-            _measure(ip, port, requests, plan.seconds, plan.concurrency, plan.max_requests)
+    for requests in phases.values():  # warm up both, unmeasured
+        uvloop.run(
+            hammer(
+                ip,
+                port,
+                requests,
+                seconds=WARMUP_S,
+                concurrency=plan.concurrency,
+                max_requests=plan.max_requests,
+            )
         )
-    bare, measured = results["bare"], results[plan.target]
+    runs = {name: Run(deadline=0.0, max_requests=plan.max_requests) for name in phases}
+    elapsed = dict.fromkeys(phases, 0.0)
+    for _ in range(plan.rounds):
+        for name, requests in phases.items():
+            budget = plan.max_requests - len(runs[name].latencies_ns)
+            if budget <= 0:
+                continue
+            part, took = uvloop.run(
+                hammer(
+                    ip,
+                    port,
+                    requests,
+                    seconds=plan.seconds / plan.rounds,
+                    concurrency=plan.concurrency,
+                    max_requests=budget,
+                )
+            )
+            runs[name].latencies_ns += part.latencies_ns
+            runs[name].errors += part.errors
+            elapsed[name] += took
+    bare, measured = (summarize(runs[name], elapsed[name]) for name in phases)
     return {
         "bare": bare.to_json(),
         plan.target: measured.to_json(),
         "ratio_rps": round(measured.rps / bare.rps, 3) if bare.rps else None,
         "concurrency": plan.concurrency,
         "seconds": plan.seconds,
+        "rounds": plan.rounds,
     }
-
-
-async def _measure(
-    ip: str, port: int, requests: list[bytes], seconds: float, concurrency: int, max_requests: int
-) -> PhaseResult:
-    result, elapsed = await hammer(
-        ip, port, requests, seconds=seconds, concurrency=concurrency, max_requests=max_requests
-    )
-    return summarize(result, elapsed)

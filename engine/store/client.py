@@ -19,6 +19,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from engine.errors import StoreUnavailable
+from engine.store.hot_reads import PipelinedReader
 from engine.store.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,11 @@ def connect(url: str, timeout_ms: int) -> aioredis.Redis:
 
 
 class Store:
-    """Redis plus the key layout, shared by every request of a worker."""
+    """Redis plus the key layout, shared by every request of a worker.
+
+    `redis` is redis-py's client for everything; `hot` (when the URL allows it) is a
+    leaner reader for the one read on the decide path.
+    """
 
     def __init__(
         self,
@@ -49,8 +54,10 @@ class Store:
         keys: Keys,
         on_error: Callable[[str], None] = lambda operation: None,
         cooldown_s: float = CIRCUIT_COOLDOWN_S,
+        hot: PipelinedReader | None = None,
     ) -> None:
         self.redis = redis
+        self.hot = hot
         self.keys = keys
         self._on_error = on_error
         self._cooldown_s = cooldown_s
@@ -80,6 +87,8 @@ class Store:
             return False
 
     async def close(self) -> None:
+        if self.hot is not None:
+            await self.hot.close()
         await self.redis.aclose()
 
 

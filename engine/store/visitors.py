@@ -43,9 +43,12 @@ return 1
 
 async def read_features(store: Store, pid: str) -> dict[bytes, bytes]:
     """The visitor's stored feature hash (empty for a visitor never seen): one round trip."""
+    key = store.keys.visitor_features(pid)
     async with store.guard("read_features"):
+        if store.hot is not None:
+            return await store.hot.hgetall(key)
         # bytes in, bytes out: the client is created with decode_responses=False
-        return await store.redis.hgetall(store.keys.visitor_features(pid))  # type: ignore[return-value]
+        return await store.redis.hgetall(key)  # type: ignore[return-value]
 
 
 def queue_feature_ops(

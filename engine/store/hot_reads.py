@@ -42,12 +42,18 @@ def pack(*args: str | bytes | int) -> bytes:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    """Replies are matched to waiters in order. One watchdog timer, not one timeout per
+    command, notices a reply overdue by `timeout_s` and drops the connection."""
+
+    def __init__(self, timeout_s: float) -> None:
         self.reader = hiredis.Reader()
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.sent_at: collections.deque[float] = collections.deque()
         self.transport: asyncio.WriteTransport | None = None
         self.lost = False
         self.pending: list[bytes] = []
+        self.timeout_s = timeout_s
+        self.watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -56,6 +62,7 @@ class _Protocol(asyncio.Protocol):
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
             waiter = self.waiters.popleft()
+            self.sent_at.popleft()
             if waiter.done():
                 continue  # its caller timed out; the reply still keeps the order
             if isinstance(reply, hiredis.ReplyError):
@@ -64,20 +71,42 @@ class _Protocol(asyncio.Protocol):
                 waiter.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(RedisConnectionError(f"connection lost: {exc}"))
+
+    def fail(self, error: Exception) -> None:
         self.lost = True
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        if self.transport is not None:
+            self.transport.close()
+        self.sent_at.clear()
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
-                waiter.set_exception(RedisConnectionError(f"connection lost: {exc}"))
+                waiter.set_exception(error)
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self.waiters.append(waiter)
+        self.sent_at.append(loop.time())
         if not self.pending:
             loop.call_soon(self._flush)
         self.pending.append(command)
+        if self.watchdog is None:
+            self.watchdog = loop.call_later(self.timeout_s, self._check_overdue)
         return waiter
+
+    def _check_overdue(self) -> None:
+        self.watchdog = None
+        if not self.sent_at:
+            return
+        loop = asyncio.get_running_loop()
+        overdue_at = self.sent_at[0] + self.timeout_s
+        if loop.time() >= overdue_at:
+            self.fail(RedisTimeoutError(f"no reply from redis within {self.timeout_s}s"))
+        else:
+            self.watchdog = loop.call_at(overdue_at, self._check_overdue)
 
     def _flush(self) -> None:
         if self.transport is not None and not self.lost:
@@ -103,12 +132,7 @@ class PipelinedReader:
         protocol = self._protocol
         if protocol is None or protocol.lost:
             protocol = await self._connect()
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                return await protocol.send(command)
-        except TimeoutError as exc:
-            self._drop(protocol)  # a stuck server: start afresh next time
-            raise RedisTimeoutError("redis read timed out") from exc
+        return await protocol.send(command)
 
     async def _connect(self) -> _Protocol:
         async with self._connecting:
@@ -118,11 +142,15 @@ class PipelinedReader:
             options = self._options
             try:
                 async with asyncio.timeout(self._timeout_s):
+
+                    def factory() -> _Protocol:
+                        return _Protocol(self._timeout_s)
+
                     if "path" in options:
-                        _, protocol = await loop.create_unix_connection(_Protocol, options["path"])
+                        _, protocol = await loop.create_unix_connection(factory, options["path"])
                     else:
                         _, protocol = await loop.create_connection(
-                            _Protocol, options.get("host", "localhost"), options.get("port", 6379)
+                            factory, options.get("host", "localhost"), options.get("port", 6379)
                         )
                     setup = []
                     if options.get("password"):
@@ -136,12 +164,7 @@ class PipelinedReader:
             self._protocol = protocol
             return protocol
 
-    def _drop(self, protocol: _Protocol) -> None:
-        if protocol.transport is not None:
-            protocol.transport.close()
-        protocol.lost = True
-
     async def close(self) -> None:
         if self._protocol is not None:
-            self._drop(self._protocol)
+            self._protocol.fail(RedisConnectionError("reader closed"))
             self._protocol = None

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import httpx
 import orjson
 
 from loadtests.calibrate import calibrate
@@ -39,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--max-requests is capped at {MAX_REQUESTS}")
 
     if args.command == "calibrate":
-        ceiling = calibrate(args.seconds, args.concurrency, args.max_requests)
+        try:
+            ceiling = calibrate(args.seconds, args.concurrency, args.max_requests)
+        except ValueError as exc:
+            parser.error(str(exc))
         print(table({"generator ceiling": ceiling.to_json()}))
         return 0
     site, admin = os.environ.get("OMOTENASHI_SITE_KEY"), os.environ.get("OMOTENASHI_ADMIN_KEY")
@@ -52,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run(plan, Keys(site=site, admin=admin))
     except ValueError as exc:
         parser.error(str(exc))
+    except (OSError, httpx.HTTPError) as exc:  # server down, or setup refused
+        print(f"load test failed: {exc}", file=sys.stderr)
+        return 1
     print(table(result))
     if args.json:
         args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))

@@ -12,10 +12,11 @@ import sys
 import uvloop
 
 from loadtests.client import build_request, hammer
+from loadtests.run import MAX_CONCURRENCY, MAX_REQUESTS, MAX_SECONDS
 from loadtests.stats import PhaseResult, summarize
 
 # A minimal HTTP/1.1 server: answers every complete request head with a fixed reply
-# (404 for /missing, so error counting can be tested too).
+# (404 for /missing, hang-up for /close, so error counting can be tested too).
 TINY_SERVER = r"""
 import asyncio, sys, uvloop
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}"
@@ -26,6 +27,9 @@ class P(asyncio.Protocol):
         self.b += d
         while (i := self.b.find(b"\r\n\r\n")) >= 0:
             head, self.b = self.b[:i], self.b[i + 4:]
+            if b" /close " in head:
+                self.t.close()
+                return
             self.t.write(MISSING if b" /missing " in head else OK)
 async def main():
     server = await asyncio.get_running_loop().create_server(P, "127.0.0.1", 0)
@@ -61,6 +65,13 @@ class TinyServer:
 def calibrate(
     seconds: float, concurrency: int, max_requests: int, path: str = "/healthz"
 ) -> PhaseResult:
+    """Run the generator against the tiny server; bounded like a load test."""
+    if not 0 < seconds <= MAX_SECONDS or not 0 < max_requests <= MAX_REQUESTS:
+        raise ValueError(
+            f"seconds must be in (0, {MAX_SECONDS:g}], requests in (0, {MAX_REQUESTS}]"
+        )
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ValueError(f"concurrency must be 1..{MAX_CONCURRENCY}")
     with TinyServer(lifetime_s=seconds + 60) as server:
         request = build_request("GET", path, f"127.0.0.1:{server.port}")
         run, elapsed = uvloop.run(

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 HEADER_END = b"\r\n\r\n"
 
@@ -111,15 +112,21 @@ async def hammer(
     loop = asyncio.get_running_loop()
     start = time.perf_counter()
     run = Run(deadline=start + seconds, max_requests=max_requests)
-    waits = []
-    for i in range(concurrency):
-        finished: asyncio.Future[None] = loop.create_future()
-        offset = i * max(1, len(requests) // concurrency)
-        await loop.create_connection(
-            lambda f=finished, o=offset: _Connection(run, requests, o, f), host, port
+    connections: list[_Connection] = []
+    try:
+        for i in range(concurrency):
+            offset = i * max(1, len(requests) // concurrency)
+            factory = partial(_Connection, run, requests, offset, loop.create_future())
+            _, connection = await loop.create_connection(factory, host, port)
+            connections.append(connection)
+        # a server that stops answering must not hold the run past its deadline for long
+        await asyncio.wait_for(
+            asyncio.gather(*(c.finished for c in connections)), timeout=seconds + 30
         )
-        waits.append(finished)
-    await asyncio.wait_for(asyncio.gather(*waits), timeout=seconds + 30)
+    finally:
+        for connection in connections:  # no-op for those already closed
+            if connection.transport is not None:
+                connection.transport.close()
     return run, time.perf_counter() - start
 
 

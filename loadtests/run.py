@@ -16,6 +16,7 @@ from loadtests.targets import TARGETS, Keys, bare_requests
 
 MAX_SECONDS = 300.0
 MAX_REQUESTS = 5_000_000
+MAX_CONCURRENCY = 256
 WARMUP_S = 1.0
 
 
@@ -60,8 +61,8 @@ def check_plan(plan: Plan) -> None:
         raise ValueError(f"--seconds must be in (0, {MAX_SECONDS:g}]")
     if not 0 < plan.max_requests <= MAX_REQUESTS:
         raise ValueError(f"--max-requests must be in (0, {MAX_REQUESTS}]")
-    if not 1 <= plan.concurrency <= 256:
-        raise ValueError("--concurrency must be 1..256")
+    if not 1 <= plan.concurrency <= MAX_CONCURRENCY:
+        raise ValueError(f"--concurrency must be 1..{MAX_CONCURRENCY}")
     if not 1 <= plan.rounds <= 100:
         raise ValueError("--rounds must be 1..100")
     if plan.target not in TARGETS:

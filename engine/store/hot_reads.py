@@ -158,7 +158,11 @@ class PipelinedReader:
                         setup.append(protocol.send(pack(b"AUTH", *(a for a in auth if a))))
                     if options.get("db"):
                         setup.append(protocol.send(pack(b"SELECT", options["db"])))
-                    await asyncio.gather(*setup)
+                    try:
+                        await asyncio.gather(*setup)
+                    except ResponseError as exc:  # wrong password or database
+                        protocol.fail(exc)
+                        raise
             except (OSError, TimeoutError) as exc:
                 raise RedisConnectionError(f"cannot connect to redis: {exc}") from exc
             self._protocol = protocol

@@ -24,6 +24,7 @@ from engine.api.schemas.events import EventBatch
 from engine.api.schemas.items import ItemBatch
 from engine.auth import ApiKeys
 from engine.decisions.registry import DefinitionRegistry
+from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
 from engine.errors import ConfigError
 from engine.keyring import Keyring
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             signer=TokenSigner(keyring.tokens),
             metrics=metrics,
             api_keys=ApiKeys(settings.site_keys, admin_key),
+            decision_ids=DecisionIds(),
         )
         try:
             yield

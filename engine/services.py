@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from engine.auth import ApiKeys
 from engine.decisions.registry import DefinitionRegistry
+from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
 from engine.metrics import Metrics
 from engine.privacy.pseudonym import Pseudonymizer
@@ -26,3 +27,4 @@ class Services:
     signer: TokenSigner
     metrics: Metrics
     api_keys: ApiKeys
+    decision_ids: DecisionIds

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import os
+import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +33,20 @@ class DecideResult:
     segments: frozenset[str]
 
 
-def new_decision_id() -> str:
-    """72 random bits, URL-safe: the id outcome events and logs join on."""
-    return base64.urlsafe_b64encode(os.urandom(9)).decode()
+class DecisionIds:
+    """72 random bits, URL-safe: the ids outcome events and logs join on.
+
+    Ids need to be unique, not secret (they travel inside signed tokens), so a
+    urandom-seeded PRNG per worker serves instead of a getrandom syscall per request.
+    """
+
+    __slots__ = ("_rng",)
+
+    def __init__(self) -> None:
+        self._rng = random.Random(os.urandom(32))
+
+    def __call__(self) -> str:
+        return base64.urlsafe_b64encode(self._rng.getrandbits(72).to_bytes(9, "big")).decode()
 
 
 async def decide_for_visitor(
@@ -42,6 +54,7 @@ async def decide_for_visitor(
     store: Store,
     definitions: CompiledDefinitions | None,
     signer: TokenSigner,
+    new_id: Callable[[], str],
     pid: str,
     slot_names: Sequence[str],
     context: Mapping[str, Any],
@@ -61,7 +74,7 @@ async def decide_for_visitor(
     else:
         facts = Facts(context=context, features=decode_features(raw, now))
         decisions, segments = decide(slots, definitions.segments, facts)
-    decision_id = new_decision_id()
+    decision_id = new_id()
     issued_at = int(now)
     signed = [
         SignedDecision(

@@ -24,6 +24,7 @@ async def decide_route(request: Request) -> Response:
         store=services.store,
         definitions=services.registry.current,
         signer=services.signer,
+        new_id=services.decision_ids,
         pid=services.pseudonymize(body.visitor_id),
         slot_names=body.slots,
         context=body.context,

@@ -58,15 +58,22 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    response = error_response(
-                        413, "payload_too_large", f"body larger than {self.max_bytes} bytes"
-                    )
-                    await response(scope, receive, send)
-                    return
-                break
+        declared = next((v for n, v in scope["headers"] if n == b"content-length"), None)
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.max_bytes:
+                too_large = declared.isdigit()
+                response = error_response(
+                    413 if too_large else 400,
+                    "payload_too_large" if too_large else "bad_request",
+                    f"body larger than {self.max_bytes} bytes"
+                    if too_large
+                    else "invalid Content-Length",
+                )
+                await response(scope, receive, send)
+                return
+            # the server reads exactly the declared length: nothing more to watch
+            await self.app(scope, receive, send)
+            return
         received = 0
 
         async def limited_receive() -> Message:
@@ -78,8 +85,4 @@ class BodyLimitMiddleware:
                     raise PayloadTooLarge(f"body larger than {self.max_bytes} bytes")
             return message
 
-        await self.app(scope, receive if _has_length(scope) else limited_receive, send)
-
-
-def _has_length(scope: Scope) -> bool:
-    return any(name == b"content-length" for name, _ in scope["headers"])
+        await self.app(scope, limited_receive, send)

@@ -175,3 +175,30 @@ def test_demo_drives_traffic_and_reports(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/docs" in out
     assert (tmp_path / "data" / "secrets.json").exists()
     assert (tmp_path / "data" / "redis.db").exists()
+
+
+def test_demo_keeps_serving_until_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        omotenashi("demo", "--port", str(port), "--visitors", "20", "--seconds", "2"),
+        env=cli_env(tmp_path / "data"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        for line in process.stdout:  # the report ends with where to find the engine
+            if "keeps serving" in line:
+                break
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    finally:
+        code = stop(process)
+        stderr = process.stderr.read()
+        process.stdout.close()
+        process.stderr.close()
+    assert code == 0
+    assert "stopped" in stderr
+    assert "Traceback" not in stderr
+    assert (tmp_path / "data" / "redis.db").exists()

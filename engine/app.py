@@ -27,6 +27,7 @@ from engine.decisions.registry import DefinitionRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
 from engine.errors import ConfigError
+from engine.events.spool import EventSpool
 from engine.keyring import Keyring
 from engine.metrics import Metrics
 from engine.privacy.pseudonym import Pseudonymizer
@@ -42,6 +43,8 @@ from engine.store.keys import Keys
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FILE = "definitions.snapshot.json"
+SPOOL_DIR = "spool"
+SPOOL_REPLAY_INTERVAL_S = 1.0
 BODY_MODELS: tuple[type[BaseModel], ...] = (DecideRequest, EventBatch, SlotIn, SegmentIn, ItemBatch)
 
 
@@ -80,13 +83,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics=metrics,
             api_keys=ApiKeys(settings.site_keys, admin_key),
             decision_ids=DecisionIds(),
+            spool=EventSpool(settings.data_dir / SPOOL_DIR),
         )
+        services = app.state.services
+        replayer = asyncio.create_task(_replay_spool(services))
         try:
             yield
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in (refresher, replayer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            services.spool.close()
             await store.close()
             if embedded:
                 embedded.close()
@@ -119,6 +127,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _document_bodies(app, BODY_MODELS)
     return app
+
+
+async def _replay_spool(services: Services) -> None:
+    """Send spooled events on whenever Redis answers again (runs for the app's life)."""
+    while True:
+        await asyncio.sleep(SPOOL_REPLAY_INTERVAL_S)
+        if services.store.circuit_open or not services.spool.pending_files():
+            continue
+        sent = await services.spool.replay(services.write_events)
+        if sent:
+            services.metrics.events_replayed.inc(sent)
+            log.info("replayed %d spooled events", sent)
 
 
 def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:

@@ -43,6 +43,16 @@ class Metrics:
             "events refused at validation",
             registry=self.registry,
         )
+        self.events_spooled = Counter(
+            "omotenashi_events_spooled_total",
+            "events written to the disk spool (Redis away)",
+            registry=self.registry,
+        )
+        self.events_replayed = Counter(
+            "omotenashi_events_replayed_total",
+            "spooled events sent on to Redis",
+            registry=self.registry,
+        )
         self.redis_errors = Counter(
             "omotenashi_redis_errors_total",
             "failed Redis round trips by operation",

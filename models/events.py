@@ -36,6 +36,11 @@ class Event:
     value: float | None = None
     properties: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Event:
+        """The inverse of `to_record` (for the spool and the archive)."""
+        return cls(**record)
+
     def to_record(self) -> dict[str, Any]:
         """The event as the log stores it (None fields left out to keep it small)."""
         record: dict[str, Any] = {"type": self.type, "pid": self.pid, "ts": self.ts}

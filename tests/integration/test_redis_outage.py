@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from engine.app import create_app
 from tests.conftest import ADMIN, SITE, client_for, make_settings
@@ -51,10 +52,17 @@ async def test_decide_falls_back_to_defaults_while_redis_is_down(
         assert decision["token"]
         assert (await client.get("/readyz")).status_code == 503
         events = await client.post(
-            "/v1/events", headers=SITE, json={"events": [{"type": "page_view", "visitor_id": "v"}]}
+            "/v1/events",
+            headers=SITE,
+            json={
+                "events": [
+                    {"type": "page_view", "visitor_id": "v", "properties": {"category": "sports"}}
+                ]
+                * 3
+            },
         )
-        assert events.status_code == 503
-        assert events.json()["error"]["code"] == "store_unavailable"
+        assert events.status_code == 202
+        assert events.json() == {"accepted": 3, "rejected": [], "spooled": 3}
         metrics = (await client.get("/metrics")).text
         assert 'omotenashi_decisions_total{policy="fallback"} 1.0' in metrics
         assert 'omotenashi_redis_errors_total{operation="read_features"} 1.0' in metrics
@@ -68,9 +76,22 @@ async def test_decide_falls_back_to_defaults_while_redis_is_down(
                     break
                 await asyncio.sleep(0.1)  # the circuit stays open for a moment
             assert put.status_code == 201
+            # the spooled events reach Redis once it answers again: none lost
+            restored = redis.Redis.from_url(restarted.url)
+            try:
+                for _ in range(100):
+                    if restored.xlen("outage:events") == 3:
+                        break
+                    await asyncio.sleep(0.1)
+                assert restored.xlen("outage:events") == 3
+            finally:
+                restored.close()
             again = await decide(client)
-            assert again.json()["decisions"][0]["policy"] == "rules"
-            assert (await client.get("/readyz")).status_code == 200
+            assert again.json()["decisions"][0]["variant"] == "sporty"  # features replayed
+            assert (await client.get("/readyz")).json()["checks"]["spooled_files"] == 0
+            metrics = (await client.get("/metrics")).text
+            assert "omotenashi_events_spooled_total 3.0" in metrics
+            assert "omotenashi_events_replayed_total 3.0" in metrics
         finally:
             restarted.stop()
 

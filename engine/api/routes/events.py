@@ -9,8 +9,7 @@ from engine.api.body import json_body
 from engine.api.deps import SITE_KEY_SECURITY, site_services
 from engine.api.responses import json_response
 from engine.api.schemas.events import EventBatch, EventsAccepted
-from engine.errors import InvalidInput, MalformedRequest, PayloadTooLarge
-from engine.events.ingest import write_events
+from engine.errors import InvalidInput, MalformedRequest, PayloadTooLarge, StoreUnavailable
 from engine.events.normalize import validate_batch
 
 router = APIRouter(tags=["events"])
@@ -44,13 +43,16 @@ async def events_route(request: Request) -> Response:
         error = InvalidInput("no valid event in the batch")
         error.details = rejected_out
         raise error
-    settings = services.settings
-    await write_events(
-        services.store,
-        accepted,
-        ttl_s=settings.visitor_ttl_days * 86_400,
-        log_maxlen=settings.event_stream_maxlen,
-    )
+    spooled = 0
+    try:
+        await services.write_events(accepted)
+    except StoreUnavailable:
+        await services.spool.append(accepted)  # replayed when Redis is back
+        spooled = len(accepted)
+        services.metrics.events_spooled.inc(spooled)
     for event in accepted:
         services.metrics.count_event(event.type)
-    return json_response({"accepted": len(accepted), "rejected": rejected_out}, 202)
+    body = {"accepted": len(accepted), "rejected": rejected_out}
+    if spooled:
+        body["spooled"] = spooled
+    return json_response(body, 202)

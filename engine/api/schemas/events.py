@@ -192,3 +192,7 @@ class Rejected(BaseModel):
 class EventsAccepted(BaseModel):
     accepted: int
     rejected: list[Rejected]
+    spooled: int | None = Field(
+        default=None,
+        description="how many of the accepted events wait on disk for Redis to come back",
+    )

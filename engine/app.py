@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            services.spool.close()
+            await services.spool.aclose()
             await store.close()
             if embedded:
                 embedded.close()
@@ -133,9 +133,13 @@ async def _replay_spool(services: Services) -> None:
     """Send spooled events on whenever Redis answers again (runs for the app's life)."""
     while True:
         await asyncio.sleep(SPOOL_REPLAY_INTERVAL_S)
-        if services.store.circuit_open or not services.spool.pending_files():
+        try:
+            if services.store.circuit_open or not await services.spool.has_pending():
+                continue
+            sent = await services.spool.replay(services.write_events)
+        except Exception:  # keep replaying later; a dead replayer would strand events
+            log.exception("spool replay failed; retrying")
             continue
-        sent = await services.spool.replay(services.write_events)
         if sent:
             services.metrics.events_replayed.inc(sent)
             log.info("replayed %d spooled events", sent)

@@ -60,7 +60,8 @@ class BodyLimitMiddleware:
             return
         declared = next((v for n, v in scope["headers"] if n == b"content-length"), None)
         if declared is not None:
-            if not declared.isdigit() or int(declared) > self.max_bytes:
+            digits = declared.lstrip(b"0") or b"0"
+            if not declared.isdigit() or len(digits) > 18 or int(digits) > self.max_bytes:
                 too_large = declared.isdigit()
                 response = error_response(
                     413 if too_large else 400,

@@ -9,7 +9,6 @@ still knows the slots' defaults.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -83,9 +82,12 @@ class DefinitionRegistry:
         """Poll forever (the app's lifespan cancels it)."""
         while True:
             await asyncio.sleep(interval_s)
-            # Failures are counted and logged by the store; keep serving what we have.
-            with contextlib.suppress(StoreUnavailable):
+            try:
                 await self.refresh()
+            except StoreUnavailable:
+                pass  # counted and logged by the store; keep serving what we have
+            except Exception:  # a dead refresher would freeze definitions silently
+                log.exception("definitions refresh failed; retrying")
 
     def _write_snapshot(self, version: int, raw: dict[DefinitionKind, Any]) -> None:
         tmp = self._snapshot_path.with_suffix(f".{os.getpid()}.tmp")

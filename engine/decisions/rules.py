@@ -168,7 +168,10 @@ def _json_key(value: Any) -> Any:
     if isinstance(value, bool):
         return (bool, value)
     if isinstance(value, int | float):
-        return (float, float(value))
+        try:
+            return (float, float(value))
+        except OverflowError:  # an int too large for a float equals no JSON number here
+            return (int, value)
     if isinstance(value, str):
         return (str, value)
     return _ABSENT

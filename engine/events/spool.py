@@ -47,10 +47,17 @@ class EventSpool:
     def _append(self, data: bytes) -> None:
         if self._fd is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._path = self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}{SUFFIX}"
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        os.write(self._fd, data)
+            name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            # created and locked under a name replayers ignore, then renamed: no replayer
+            # can claim (and delete) it between creation and lock
+            staging = self.directory / f"{name}.new"
+            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._path = staging.rename(self.directory / f"{name}{SUFFIX}")
+            self._fd = fd
+        view = memoryview(data)
+        while view:  # a short write (full disk) must not be acknowledged
+            view = view[os.write(self._fd, view) :]
         os.fsync(self._fd)
 
     async def replay(self, write: Writer) -> int:
@@ -89,12 +96,15 @@ class EventSpool:
     def _files(self) -> list[Path]:
         return sorted(self.directory.glob(f"*{SUFFIX}")) if self.directory.exists() else []
 
-    def pending_files(self) -> int:
-        """Spool files waiting (a directory listing: cheap enough for readiness checks)."""
-        return len(self._files())
+    async def has_pending(self) -> bool:
+        return bool(await asyncio.to_thread(self._files))
 
-    def close(self) -> None:
-        self._seal()
+    async def pending_files(self) -> int:
+        return len(await asyncio.to_thread(self._files))
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            self._seal()
 
 
 def _claim(path: Path) -> tuple[int, list[Event]] | None:
@@ -118,15 +128,28 @@ def _claim(path: Path) -> tuple[int, list[Event]] | None:
     with open(fd, "rb", closefd=False) as fh:
         for number, line in enumerate(fh, start=1):
             try:
-                events.append(Event.from_record(orjson.loads(line)))
-            except (orjson.JSONDecodeError, TypeError):
+                events.append(_event(orjson.loads(line)))
+            except (orjson.JSONDecodeError, TypeError, ValueError):
                 # only a crash mid-write leaves a torn last line
                 log.error("spool %s line %d unreadable, skipped", path.name, number)
     return fd, events
 
 
+def _event(record: object) -> Event:
+    """An event back from its record, checked enough that replay cannot choke on it."""
+    if not isinstance(record, dict):
+        raise TypeError("not an object")
+    event = Event.from_record(record)
+    if not isinstance(event.properties, dict) or not isinstance(event.pid, str):
+        raise TypeError("malformed event record")
+    return event
+
+
 def _keep_rest(path: Path, rest: Sequence[Event]) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(b"".join(orjson.dumps(e.to_record()) + b"\n" for e in rest))
+    with open(tmp, "wb") as fh:
+        fh.write(b"".join(orjson.dumps(e.to_record()) + b"\n" for e in rest))
+        fh.flush()
+        os.fsync(fh.fileno())
     with contextlib.suppress(FileNotFoundError):
         tmp.replace(path)

@@ -16,7 +16,9 @@ from types import TracebackType
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.errors import StoreUnavailable
 from engine.store.hot_reads import PipelinedReader
@@ -109,6 +111,14 @@ class _Guard:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None and isinstance(exc, RedisError | OSError | TimeoutError):
+        if exc is None:
+            return
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError):
+            # Redis is away: fail fast for everyone for a moment
             self._store._failed(self._operation, exc)
             raise StoreUnavailable(f"redis unavailable during {self._operation}") from exc
+        if isinstance(exc, RedisError):
+            # Redis answered but refused (OOM, READONLY, ...): this operation fails, the
+            # circuit stays closed so reads that still work keep working
+            self._store._on_error(self._operation)
+            raise StoreUnavailable(f"redis refused {self._operation}: {exc}") from exc

@@ -77,6 +77,7 @@ class _Protocol(asyncio.Protocol):
         self.lost = True
         if self.watchdog is not None:
             self.watchdog.cancel()
+            self.watchdog = None
         if self.transport is not None:
             self.transport.close()
         self.sent_at.clear()
@@ -88,6 +89,9 @@ class _Protocol(asyncio.Protocol):
     def send(self, command: bytes) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
+        if self.lost:
+            waiter.set_exception(RedisConnectionError("connection lost"))
+            return waiter
         self.waiters.append(waiter)
         self.sent_at.append(loop.time())
         if not self.pending:
@@ -122,6 +126,7 @@ class PipelinedReader:
         self._timeout_s = timeout_s
         self._protocol: _Protocol | None = None
         self._connecting = asyncio.Lock()
+        self._failed_at = -1e9  # loop time of the last failed connect
 
     async def hgetall(self, key: str) -> dict[bytes, bytes]:
         flat = await self.execute(pack(b"HGETALL", key))
@@ -139,34 +144,47 @@ class PipelinedReader:
             if self._protocol is not None and not self._protocol.lost:
                 return self._protocol
             loop = asyncio.get_running_loop()
-            options = self._options
+            if loop.time() - self._failed_at < self._timeout_s:
+                # callers queued behind a failed attempt fail together, not one by one
+                raise RedisConnectionError("redis connect failed just now")
             try:
-                async with asyncio.timeout(self._timeout_s):
+                return await self._open(loop)
+            except BaseException:
+                self._failed_at = loop.time()
+                raise
 
-                    def factory() -> _Protocol:
-                        return _Protocol(self._timeout_s)
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
+        options = self._options
 
-                    if "path" in options:
-                        _, protocol = await loop.create_unix_connection(factory, options["path"])
-                    else:
-                        _, protocol = await loop.create_connection(
-                            factory, options.get("host", "localhost"), options.get("port", 6379)
-                        )
-                    setup = []
-                    if options.get("password"):
-                        auth = (options.get("username"), options["password"])
-                        setup.append(protocol.send(pack(b"AUTH", *(a for a in auth if a))))
-                    if options.get("db"):
-                        setup.append(protocol.send(pack(b"SELECT", options["db"])))
-                    try:
-                        await asyncio.gather(*setup)
-                    except ResponseError as exc:  # wrong password or database
-                        protocol.fail(exc)
-                        raise
-            except (OSError, TimeoutError) as exc:
+        def factory() -> _Protocol:
+            return _Protocol(self._timeout_s)
+
+        protocol: _Protocol | None = None
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if "path" in options:
+                    _, protocol = await loop.create_unix_connection(factory, options["path"])
+                else:
+                    _, protocol = await loop.create_connection(
+                        factory, options.get("host", "localhost"), options.get("port", 6379)
+                    )
+                setup = []
+                if options.get("password"):
+                    auth = (options.get("username"), options["password"])
+                    setup.append(protocol.send(pack(b"AUTH", *(a for a in auth if a))))
+                if options.get("db"):
+                    setup.append(protocol.send(pack(b"SELECT", options["db"])))
+                await asyncio.gather(*setup)
+        except BaseException as exc:
+            if protocol is not None:  # wrong password, hung server, cancelled: drop it
+                protocol.fail(RedisConnectionError("connection setup failed"))
+            if isinstance(exc, OSError | TimeoutError):
                 raise RedisConnectionError(f"cannot connect to redis: {exc}") from exc
-            self._protocol = protocol
-            return protocol
+            raise
+        if protocol.lost:
+            raise RedisConnectionError("connection lost during setup")
+        self._protocol = protocol
+        return protocol
 
     async def close(self) -> None:
         if self._protocol is not None:

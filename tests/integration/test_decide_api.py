@@ -161,3 +161,24 @@ async def test_decide_needs_a_site_key(
         "/v1/decide", headers=headers, json={"visitor_id": "v", "slots": ["hero"]}
     )
     assert response.status_code == status
+
+
+async def test_a_huge_integer_in_the_context_is_not_a_server_error(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.put(
+        "/v1/slots/num",
+        headers=ADMIN,
+        json={
+            "variants": [{"id": "a"}, {"id": "b"}],
+            "default": "a",
+            "rules": [{"when": {"attr": "context.n", "op": "eq", "value": 1}, "variant": "b"}],
+        },
+    )
+    response = await client.post(
+        "/v1/decide",
+        headers={**SITE, "Content-Type": "application/json"},
+        content=b'{"visitor_id": "v", "slots": ["num"], "context": {"n": ' + b"9" * 400 + b"}}",
+    )
+    assert response.status_code == 200
+    assert response.json()["decisions"][0]["variant"] == "a"

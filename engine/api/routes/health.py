@@ -21,7 +21,7 @@ async def readyz(services: ServicesDep) -> Response:
         "redis": redis_ok,
         "definitions": current is not None,
         "definitions_version": None if current is None else current.version,
-        "spooled_files": services.spool.pending_files(),
+        "spooled_files": await services.spool.pending_files(),
     }
     ready = redis_ok and current is not None
     return json_response(

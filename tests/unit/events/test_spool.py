@@ -54,7 +54,7 @@ async def test_appended_events_are_replayed_in_order_and_the_file_removed(
     sink = Sink()
     assert await spool.replay(sink) == 3
     assert sink.events == [event(0), event(1), event(2)]
-    assert spool.pending_files() == 0
+    assert await spool.pending_files() == 0
     await spool.append([event(3)])  # a new file after sealing
     assert await spool.replay(sink) == 1
 
@@ -97,9 +97,18 @@ async def test_appends_are_on_disk_before_append_returns(tmp_path: Path) -> None
     spool = EventSpool(tmp_path)
     await spool.append([event(5)])
     assert spooled_records(tmp_path) == [event(5).to_record()]
-    spool.close()
+    await spool.aclose()
 
 
 def spooled_records(directory: Path) -> list[dict[str, object]]:
     (path,) = directory.glob("*.jsonl")
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+async def test_records_that_are_json_but_not_events_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "1-odd.jsonl"
+    good = orjson.dumps(event(1).to_record()) + b"\n"
+    path.write_bytes(b'{"properties": [1], "type": "page_view"}\n[1, 2]\n' + good)
+    sink = Sink()
+    assert await EventSpool(tmp_path).replay(sink) == 1
+    assert sink.events == [event(1)]

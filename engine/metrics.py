@@ -7,6 +7,7 @@ makes every worker write its values to shared files, and `/metrics` aggregates t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -17,7 +18,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 class Metrics:
     def __init__(self, multiproc_dir: Path | None = None) -> None:
         self._multiproc_dir = multiproc_dir
-        self._children: dict[tuple[int, str], Counter] = {}
+        self._children: dict[tuple[object, ...], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.request_seconds = Histogram(
             "omotenashi_http_request_duration_seconds",
@@ -60,18 +61,21 @@ class Metrics:
             registry=self.registry,
         )
 
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._child(self.request_seconds, route, method, str(status)).observe(seconds)
+
     def count_decision(self, policy: str) -> None:
         self._child(self.decisions, policy).inc()
 
     def count_event(self, event_type: str) -> None:
         self._child(self.events, event_type).inc()
 
-    def _child(self, counter: Counter, label: str) -> Counter:
-        # labels() hashes and locks on every call; label values are a small closed set
-        key = (id(counter), label)
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # labels() hashes and locks on every call; label sets here are few and closed
+        key = (id(metric), *labels)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = counter.labels(label)
+            child = self._children[key] = metric.labels(*labels)
         return child
 
     def exposition(self) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
@@ -23,6 +24,17 @@ async def parse_body(request: Request, model: type[M]) -> M:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise validation_error(exc) from None
+
+
+async def read_json_object(request: Request, shape: str) -> dict[str, Any]:
+    """A body that must be a JSON object; `shape` says what was expected, for the 400."""
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise MalformedRequest("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise MalformedRequest(shape)
+    return body
 
 
 def validation_error(exc: ValidationError) -> MalformedRequest | InvalidInput:

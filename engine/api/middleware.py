@@ -19,9 +19,7 @@ from engine.metrics import Metrics
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
-        self.histogram = metrics.request_seconds
-        # labels() hashes and locks on every call; the label sets are few, keep them
-        self.children: dict[tuple[str, str, int], Any] = {}
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,11 +40,9 @@ class MetricsMiddleware:
             route: Any = scope.get("route")
             # Route templates, not raw paths, keep label cardinality bounded.
             template = getattr(route, "path", "unmatched")
-            key = (template, scope["method"], status)
-            child = self.children.get(key)
-            if child is None:
-                child = self.children[key] = self.histogram.labels(template, key[1], str(status))
-            child.observe(time.perf_counter() - start)
+            self.metrics.observe_request(
+                template, scope["method"], status, time.perf_counter() - start
+            )
 
 
 class BodyLimitMiddleware:

@@ -6,16 +6,14 @@ factory builds both routers.
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
-from engine.api.body import json_body
+from engine.api.body import json_body, read_json_object
 from engine.api.deps import ServicesDep, require_admin_key
 from engine.api.responses import json_response
 from engine.api.schemas.definitions import SegmentIn, SlotIn
 from engine.decisions.admin import SINGULAR, delete_definition, get_definition, put_definition
-from engine.errors import MalformedRequest
 from engine.store.definitions import DefinitionKind
 
 
@@ -30,12 +28,7 @@ def definitions_router(kind: DefinitionKind, model: type[BaseModel]) -> APIRoute
         name=f"put_{one}",
     )
     async def put(name: str, request: Request, services: ServicesDep) -> Response:
-        try:
-            definition = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            raise MalformedRequest("request body is not valid JSON") from None
-        if not isinstance(definition, dict):
-            raise MalformedRequest(f"a {one} definition is a JSON object")
+        definition = await read_json_object(request, f"a {one} definition is a JSON object")
         created = await put_definition(
             services.definitions, services.registry, kind, name, definition
         )

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import time
 
-import orjson
 from fastapi import APIRouter, Request, Response
 
-from engine.api.body import json_body
+from engine.api.body import json_body, read_json_object
 from engine.api.deps import SITE_KEY_SECURITY, site_services
 from engine.api.responses import json_response
 from engine.api.schemas.events import EventBatch, EventsAccepted
@@ -24,12 +23,10 @@ router = APIRouter(tags=["events"])
 )
 async def events_route(request: Request) -> Response:
     services = site_services(request)
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise MalformedRequest("request body is not valid JSON") from None
-    if not isinstance(body, dict) or not isinstance(body.get("events"), list) or len(body) != 1:
-        raise MalformedRequest('body must be {"events": [...]}')
+    shape = 'body must be {"events": [...]}'
+    body = await read_json_object(request, shape)
+    if not isinstance(body.get("events"), list) or len(body) != 1:
+        raise MalformedRequest(shape)
     items = body["events"]
     limit = services.settings.max_events_per_batch
     if len(items) > limit:

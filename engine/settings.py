@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     artifacts_dir: Path = Path("artifacts")
     visitor_ttl_days: int = Field(default=400, ge=1)
     event_stream_maxlen: int = Field(default=1_000_000, ge=1000)
+    consent_default: Literal["opt_out", "opt_in"] = Field(
+        default="opt_out",
+        description="opt_out: personalize and log until the visitor refuses; "
+        "opt_in: neither until the visitor agrees",
+    )
+    dedup_window_days: int = Field(default=7, ge=1, le=90)
+    history_size: int = Field(default=100, ge=1, le=10_000)
+    retain_feedback_text: bool = False
+    archive_dir: Path | None = Field(
+        default=None, description="where `omotenashi archive` writes Parquet; default data_dir/archive"
+    )
+    archive_interval_s: float = Field(
+        default=0.0, ge=0.0, description="archive in the background this often; 0 = off"
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_events_per_batch: int = Field(default=500, ge=1, le=10_000)
     redis_timeout_ms: int = Field(default=250, ge=10)
@@ -64,6 +78,14 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def archive_path(self) -> Path:
+        return self.archive_dir if self.archive_dir is not None else self.data_dir / "archive"
+
+    @property
+    def visitor_ttl_s(self) -> int:
+        return self.visitor_ttl_days * 86_400
 
 
 def resolve_settings(settings: Settings) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from engine.errors import ConfigError
 
@@ -33,6 +34,34 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--exit-after-traffic", action="store_true", help="stop after the report instead of serving"
     )
+    segments = commands.add_parser("segments", help="offline segmentation jobs and reports")
+    segment_jobs = segments.add_subparsers(dest="segments_command", required=True, metavar="JOB")
+    rfm = segment_jobs.add_parser(
+        "rfm",
+        help="RFM quintile scores and named segments, written to the visitors' features",
+    )
+    source = rfm.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--transactions", type=Path, help="CSV (customer,date,value) or CDNOW master file"
+    )
+    source.add_argument("--archive", type=Path, help="event archive folder (purchase events)")
+    rfm.add_argument(
+        "--format", choices=("auto", "cdnow", "csv"), default="auto", help="transactions format"
+    )
+    rfm.add_argument("--as-of", help="reference date YYYY-MM-DD (default: day after the last)")
+    rfm.add_argument("--dry-run", action="store_true", help="compute and print, write nothing")
+    report = segment_jobs.add_parser(
+        "report", help="per segment: size, conversion, revenue per visitor, top categories"
+    )
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    archive = commands.add_parser(
+        "archive", help="move the event log into Parquet files partitioned by day"
+    )
+    archive.add_argument("--dir", type=Path, help="archive folder (default: data_dir/archive)")
+    archive.add_argument(
+        "--follow", action="store_true", help="keep archiving every few seconds until Ctrl-C"
+    )
     return parser
 
 
@@ -54,6 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 exit_after_traffic=args.exit_after_traffic,
             )
+        elif args.command == "segments":
+            from engine.cli import segments
+
+            return segments.run(args)
+        elif args.command == "archive":
+            from engine.cli.archive import run_archive
+
+            return run_archive(args)
     except ConfigError as exc:
         print(f"omotenashi: {exc.message}", file=sys.stderr)
         return 2

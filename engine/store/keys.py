@@ -1,21 +1,46 @@
 """The Redis key layout: every key the engine uses is built here and nowhere else.
 
-| key                              | type   | holds                                        |
-| -------------------------------- | ------ | -------------------------------------------- |
-| `<p>:{v:<pid>}:features`         | hash   | a visitor's features (models.features)       |
-| `<p>:{defs}:slots`               | hash   | slot name -> slot definition (JSON)          |
-| `<p>:{defs}:version`             | string | bumped on every definition change            |
-| `<p>:items`                      | hash   | item id -> catalogue entry (JSON)            |
-| `<p>:events`                     | stream | the event log (capped, pseudonymized)        |
+| key                              | type   | holds                                              |
+| -------------------------------- | ------ | -------------------------------------------------- |
+| `<p>:{v:<pid>}:features`         | hash   | a visitor's features (models.features)             |
+| `<p>:{v:<pid>}:history`          | zset   | item id -> time of the latest interaction (capped) |
+| `<p>:{v:<pid>}:consent`          | hash   | personalization / analytics -> 1 or 0              |
+| `<p>:{v:<pid>}:eids`             | zset   | event id -> arrival time (duplicate filter)        |
+| `<p>:{v:<pid>}:log`              | list   | stream ids of this profile's event-log entries     |
+| `<p>:{v:<pid>}:alias`            | string | the profile this visitor id was merged into        |
+| `<p>:{v:<pid>}:aliases`          | set    | visitor pids merged into this profile              |
+| `<p>:{defs}:slots`               | hash   | slot name -> slot definition (JSON)                |
+| `<p>:{defs}:segments`            | hash   | segment name -> segment definition (JSON)          |
+| `<p>:{defs}:version`             | string | bumped on every definition change                  |
+| `<p>:items`                      | hash   | item id -> catalogue entry (JSON)                  |
+| `<p>:events`                     | stream | the event log (capped, pseudonymized)              |
+| `<p>:erasures`                   | zset   | erased pid -> time; the archiver drops their rows  |
 
 `<p>` is the configured prefix (one Redis can host several sites). Keys of one
-visitor share the hash tag `{v:<pid>}` and definition keys share `{defs}`, so the
-multi-key scripts and transactions also run on Redis Cluster.
+visitor share the hash tag `{v:<pid>}` and definition keys share `{defs}`.
+Event-log entries have two fields: `e`, the event record as JSON
+(`models.events.Event.to_record`), and `p`, the pid of the profile it landed on
+(the customer's profile once an `identify` merged the visitor into it).
+
+The ingest and merge scripts (`engine/store/profiles.py`) follow a visitor's
+alias to its profile inside Redis, so they build visitor keys from
+`visitor_key_base` and the suffixes below; they need one Redis (or one shard).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+VISITOR_SUFFIXES: tuple[str, ...] = (
+    "features",
+    "history",
+    "consent",
+    "eids",
+    "log",
+    "alias",
+    "aliases",
+)
+ARCHIVE_GROUP = "archiver"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +49,27 @@ class Keys:
 
     prefix: str
 
+    @property
+    def visitor_key_base(self) -> str:
+        """What every visitor key starts with, before the pid."""
+        return f"{self.prefix}:{{v:"
+
+    def visitor(self, pid: str, suffix: str) -> str:
+        if suffix not in VISITOR_SUFFIXES:
+            raise ValueError(f"unknown visitor key {suffix!r}")
+        return f"{self.prefix}:{{v:{pid}}}:{suffix}"
+
+    def visitor_keys(self, pid: str) -> list[str]:
+        """Every key one visitor can have (what erasure deletes)."""
+        return [self.visitor(pid, suffix) for suffix in VISITOR_SUFFIXES]
+
     def visitor_features(self, pid: str) -> str:
         return f"{self.prefix}:{{v:{pid}}}:features"
+
+    @property
+    def visitor_features_pattern(self) -> str:
+        """SCAN pattern matching every visitor's features hash."""
+        return f"{self.prefix}:{{v:*}}:features"
 
     def definitions(self, kind: str) -> str:
         return f"{self.prefix}:{{defs}}:{kind}"
@@ -41,3 +85,7 @@ class Keys:
     @property
     def event_log(self) -> str:
         return f"{self.prefix}:events"
+
+    @property
+    def erasures(self) -> str:
+        return f"{self.prefix}:erasures"

@@ -16,12 +16,13 @@ from starlette.middleware.cors import CORSMiddleware
 import engine
 from engine.api.errors import install_error_handlers
 from engine.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from engine.api.routes import decide, events, health, items
+from engine.api.routes import decide, events, health, items, visitors
 from engine.api.routes.definitions import segments_router, slots_router
 from engine.api.schemas.decide import DecideRequest
 from engine.api.schemas.definitions import SegmentIn, SlotIn
 from engine.api.schemas.events import EventBatch
 from engine.api.schemas.items import ItemBatch
+from engine.api.schemas.visitors import ConsentIn
 from engine.auth import ApiKeys
 from engine.decisions.registry import DefinitionRegistry
 from engine.decisions.serve import DecisionIds
@@ -45,7 +46,14 @@ log = logging.getLogger(__name__)
 SNAPSHOT_FILE = "definitions.snapshot.json"
 SPOOL_DIR = "spool"
 SPOOL_REPLAY_INTERVAL_S = 1.0
-BODY_MODELS: tuple[type[BaseModel], ...] = (DecideRequest, EventBatch, SlotIn, SegmentIn, ItemBatch)
+BODY_MODELS: tuple[type[BaseModel], ...] = (
+    DecideRequest,
+    EventBatch,
+    SlotIn,
+    SegmentIn,
+    ItemBatch,
+    ConsentIn,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -112,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         slots_router,
         segments_router,
         items.router,
+        visitors.router,
     ):
         app.include_router(router)
     install_error_handlers(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -48,6 +48,18 @@ class Metrics:
             "omotenashi_events_spooled_total",
             "events written to the disk spool (Redis away)",
             registry=self.registry,
+        )
+        self.events_dropped = Counter(
+            "omotenashi_events_dropped_total",
+            "accepted events not stored: duplicates, or no analytics consent",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.spool_depth = Gauge(
+            "omotenashi_spool_events",
+            "events waiting in the disk spool for Redis (all workers' files)",
+            registry=self.registry,
+            multiprocess_mode="max",
         )
         self.events_replayed = Counter(
             "omotenashi_events_replayed_total",

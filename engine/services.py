@@ -9,7 +9,7 @@ from engine.auth import ApiKeys
 from engine.decisions.registry import DefinitionRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
-from engine.events.ingest import write_events
+from engine.events.ingest import ingest_policy, write_events
 from engine.events.spool import EventSpool
 from engine.metrics import Metrics
 from engine.privacy.pseudonym import Pseudonymizer
@@ -17,6 +17,7 @@ from engine.settings import Settings
 from engine.store.catalog import CatalogRepository
 from engine.store.client import Store
 from engine.store.definitions import DefinitionRepository
+from engine.store.profiles import IngestCounts
 from models.events import Event
 
 
@@ -34,11 +35,21 @@ class Services:
     decision_ids: DecisionIds
     spool: EventSpool
 
-    async def write_events(self, events: Sequence[Event]) -> None:
+    async def write_events(self, events: Sequence[Event]) -> IngestCounts:
         """The one write path for accepted events (fresh ones and spool replays)."""
-        await write_events(
-            self.store,
-            events,
-            ttl_s=self.settings.visitor_ttl_days * 86_400,
-            log_maxlen=self.settings.event_stream_maxlen,
-        )
+        counts = await write_events(self.store, events, ingest_policy(self.settings))
+        if counts.without_consent:
+            self.metrics.events_dropped.labels("no_consent").inc(counts.without_consent)
+        if counts.duplicates:
+            self.metrics.events_dropped.labels("duplicate").inc(counts.duplicates)
+        return counts
+
+    @property
+    def personalization_default(self) -> bool:
+        return self.settings.consent_default == "opt_out"
+
+    @property
+    def consent_defaults(self) -> dict[str, bool]:
+        """What a visitor who never chose has agreed to: everything under opt-out."""
+        granted = self.settings.consent_default == "opt_out"
+        return {"personalization": granted, "analytics": granted}

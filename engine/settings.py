@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     history_size: int = Field(default=100, ge=1, le=10_000)
     retain_feedback_text: bool = False
     archive_dir: Path | None = Field(
-        default=None, description="where `omotenashi archive` writes Parquet; default data_dir/archive"
+        default=None, description="where the archiver writes Parquet; default data_dir/archive"
     )
     archive_interval_s: float = Field(
         default=0.0, ge=0.0, description="archive in the background this often; 0 = off"

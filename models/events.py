@@ -52,3 +52,15 @@ class Event:
         if self.properties:
             record["properties"] = self.properties
         return record
+
+
+def history_items(event: Event) -> list[str]:
+    """Items the visitor interacted with through this event (for "recently seen" lists)."""
+    if event.type == "purchase":
+        return [line["item_id"] for line in event.properties.get("items", ())]
+    if event.item_id is not None and event.type in HISTORY_TYPES:
+        return [event.item_id]
+    return []
+
+
+HISTORY_TYPES = frozenset({"page_view", "click", "add_to_cart", "feedback", "conversion"})

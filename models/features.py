@@ -1,87 +1,301 @@
-"""The visitor feature schema: names, types, defaults, and how events update them.
+"""The visitor feature schema: every feature's name, type, default, and how events update it.
 
-Serving reads features with `decode_features`; the event path turns events into
-`FeatureOp`s with `ops_for_event`. Training replays the same ops over the event
-archive, so offline and online features cannot drift apart.
+One table, read by both sides: the event path turns an event into `FeatureOp`s
+(`ops_for_event`), Redis applies them (`engine/store/profiles.py`), serving decodes
+the stored hash (`decode_features`) and `models/encoding.py` turns decoded features
+into model rows. Training replays the same ops over the archive, so offline and
+online features cannot drift apart.
 
-Stored layout: one Redis hash per visitor whose fields are the feature names below.
-Per-category counters are a *family*: field `views.<category>`.
+Stored layout: one Redis hash per visitor profile, one field per feature; a *family*
+(`views`, `trait`, ...) stores one field per key: `views.<category>`.
+
+Rolling windows are day buckets, not exponential decay: a windowed counter keeps
+one count per UTC day (`w.<name>` fields, pruned past the longest window) and a
+window of N days sums the last N calendar days, today included. That gives exact
+counts a marketer can read ("viewed shoes 3 times in the last 7 days") and a hard
+edge that tests can pin down, at the cost of up to 90 small numbers per counter.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from models.events import Event
 
 FeatureType = Literal["int", "float", "str"]
 FeatureValue = int | float | str
-SECONDS_PER_DAY = 86_400.0
+Source = Literal["event", "offline", "derived"]
+# How an identify merge combines the same field of two profiles.
+MergeRule = Literal["sum", "max", "min", "newest", "buckets", "keep"]
+OpKind = Literal["incr", "max", "min", "newest", "bucket", "session"]
 
+SECONDS_PER_DAY = 86_400.0
+SESSION_GAP_S = 30 * 60.0
 # Categories, channels and similar keys become part of field names: keep them tame.
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+BUCKETS_PREFIX = "w."
+NEWEST_TS_SUFFIX = "@"
+
+Extract = Callable[[Event], Iterable[tuple[str, FeatureValue]]]
 
 
 @dataclass(frozen=True, slots=True)
 class Feature:
-    """One named visitor feature; `derived` ones are computed when read, never stored."""
+    """One visitor feature (or, with `family`, one per key: `<name>.<key>`).
+
+    Event features say which events update them (`on`, empty = every event), with
+    which op, and what value (`extract` yields (family key or "", value) pairs).
+    `windows` (days) turn an event counter into day buckets read as `<name>_<N>d`.
+    """
 
     name: str
     type: FeatureType
     default: FeatureValue
     doc: str
-    derived: bool = False
+    source: Source = "event"
+    merge: MergeRule | None = None
+    family: bool = False
+    on: frozenset[str] = frozenset()
+    op: OpKind | None = None
+    extract: Extract | None = None
+    windows: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class FeatureFamily:
-    """Features keyed by an open set of values, e.g. views per category."""
-
-    prefix: str
-    type: FeatureType
-    default: FeatureValue
-    doc: str
+def _one(event: Event) -> Iterable[tuple[str, FeatureValue]]:
+    return (("", 1),)
 
 
+def _ts(event: Event) -> Iterable[tuple[str, FeatureValue]]:
+    return (("", event.ts),)
+
+
+def _channel(event: Event) -> Iterable[tuple[str, FeatureValue]]:
+    return (("", event.channel),)
+
+
+def _channel_key(event: Event) -> Iterable[tuple[str, FeatureValue]]:
+    return ((event.channel, 1),) if KEY_PATTERN.match(event.channel) else ()
+
+
+def _page_category(event: Event) -> Iterable[tuple[str, FeatureValue]]:
+    category = event.properties.get("category")
+    return ((category, 1),) if isinstance(category, str) and KEY_PATTERN.match(category) else ()
+
+
+def _qty(event: Event) -> Iterable[tuple[str, FeatureValue]]:
+    return (("", int(event.properties.get("qty", 1))),)
+
+
+def _value(event: Event) -> Iterable[tuple[str, FeatureValue]]:
+    return (("", float(event.value)),) if event.value is not None else ()
+
+
+def _purchased_categories(event: Event) -> Iterable[tuple[str, FeatureValue]]:
+    counts: dict[str, int] = {}
+    for line in event.properties.get("items", ()):
+        category = line.get("category")
+        if isinstance(category, str) and KEY_PATTERN.match(category):
+            counts[category] = counts.get(category, 0) + int(line.get("qty", 1))
+    return counts.items()
+
+
+def _property(name: str) -> Extract:
+    def extract(event: Event) -> Iterable[tuple[str, FeatureValue]]:
+        value = event.properties.get(name)
+        return (("", value),) if isinstance(value, int | float) else ()
+
+    return extract
+
+
+def _traits(event: Event) -> Iterable[tuple[str, FeatureValue]]:
+    traits: Mapping[str, Any] = event.properties.get("traits", {})
+    return ((k, str(v)) for k, v in traits.items() if KEY_PATTERN.match(k))
+
+
+def _custom_name(event: Event) -> Iterable[tuple[str, FeatureValue]]:
+    name = event.properties.get("name")
+    return ((name, 1),) if isinstance(name, str) and KEY_PATTERN.match(name) else ()
+
+
+def _counter(name: str, on: str, doc: str, extract: Extract = _one, **kw: Any) -> Feature:
+    typ: FeatureType = kw.pop("type", "int")
+    return Feature(
+        name, typ, 0 if typ == "int" else 0.0, doc, "event", "sum",
+        on=frozenset(on.split()), op="incr", extract=extract, **kw,
+    )  # fmt: skip
+
+
+# Order matters where one op reads a field another writes: `sessions` compares the
+# event with `last_seen` before `last_seen` moves.
 FEATURES: tuple[Feature, ...] = (
-    Feature("page_views", "int", 0, "page views, all time"),
-    Feature("events", "int", 0, "events of any type, all time"),
-    Feature("first_seen", "float", 0.0, "unix time of the first event"),
-    Feature("last_seen", "float", 0.0, "unix time of the latest event"),
-    Feature("last_channel", "str", "", "channel of the latest event (web, app, store, ...)"),
     Feature(
-        "days_since_last_seen",
-        "float",
-        -1.0,
-        "days since the latest event; -1 for a visitor never seen",
-        derived=True,
+        "sessions", "int", 0, "visits: a new one starts after 30 idle minutes", "event", "sum",
+        op="session", extract=_one, windows=(7, 30),
     ),
-)
-FAMILIES: tuple[FeatureFamily, ...] = (
-    FeatureFamily("views", "int", 0, "page views per category, all time"),
-)
+    _counter("events", "", "events of any type, all time"),
+    Feature("first_seen", "float", 0.0, "unix time of the first event", "event", "min",
+            op="min", extract=_ts),
+    Feature("last_seen", "float", 0.0, "unix time of the latest event", "event", "max",
+            op="max", extract=_ts),
+    Feature("last_channel", "str", "", "channel of the latest event (web, app, store, ...)",
+            "event", "newest", op="newest", extract=_channel),
+    _counter("channels", "", "events per channel, all time", _channel_key, family=True),
+    _counter("page_views", "page_view", "page views, all time"),
+    _counter("views", "page_view", "page views per category", _page_category,
+             family=True, windows=(7, 30)),
+    _counter("impressions", "impression", "content blocks shown"),
+    _counter("clicks", "click", "clicks on content or items"),
+    _counter("cart_adds", "add_to_cart", "items added to the cart (by quantity)", _qty,
+             windows=(7, 30)),
+    _counter("orders", "purchase", "purchases (orders)", windows=(90,)),
+    _counter("revenue", "purchase", "purchase value", _value, type="float", windows=(90,)),
+    _counter("purchases", "purchase", "items bought per category (by quantity)",
+             _purchased_categories, family=True, windows=(7, 30)),
+    Feature("last_purchase", "float", 0.0, "unix time of the latest purchase", "event", "max",
+            on=frozenset({"purchase"}), op="max", extract=_ts),
+    _counter("conversions", "conversion", "goal conversions"),
+    _counter("conversion_value", "conversion", "value of goal conversions", _value,
+             type="float"),
+    _counter("feedback_count", "feedback", "feedback with a rating", lambda e: (
+        (("", 1),) if "rating" in e.properties else ())),
+    _counter("feedback_sum", "feedback", "sum of ratings (1-5)", _property("rating")),
+    _counter("nps_count", "feedback", "feedback with an NPS score", lambda e: (
+        (("", 1),) if "nps" in e.properties else ())),
+    _counter("nps_sum", "feedback", "sum of NPS scores (0-10)", _property("nps")),
+    _counter("custom", "custom", "custom events per name", _custom_name, family=True),
+    Feature("trait", "str", "", "declared traits (age_band, gender, region, ...): newest wins",
+            "event", "newest", family=True, on=frozenset({"identify"}), op="newest",
+            extract=_traits),
+    # Written by offline jobs (`omotenashi segments rfm`, training/).
+    Feature("rfm_r", "int", 0, "RFM recency score 1-5 (5 = most recent)", "offline", "keep"),
+    Feature("rfm_f", "int", 0, "RFM frequency score 1-5", "offline", "keep"),
+    Feature("rfm_m", "int", 0, "RFM monetary score 1-5", "offline", "keep"),
+    Feature("rfm_segment", "str", "", "RFM segment name (champions, at_risk, ...)",
+            "offline", "keep"),
+    Feature("rfm_recency_days", "float", -1.0, "days from last purchase to the RFM run",
+            "offline", "keep"),
+    Feature("rfm_frequency", "int", 0, "purchases counted by the RFM run", "offline", "keep"),
+    Feature("rfm_monetary", "float", 0.0, "purchase value counted by the RFM run",
+            "offline", "keep"),
+    Feature("rfm_as_of", "float", 0.0, "unix time the RFM scores refer to", "offline", "keep"),
+    Feature("score", "float", 0.0, "offline segment scores, e.g. score.churn", "offline",
+            "keep", family=True),
+    # Computed when read, never stored.
+    Feature("days_since_last_seen", "float", -1.0,
+            "days since the latest event; -1 for a visitor never seen", "derived"),
+    Feature("days_since_last_purchase", "float", -1.0,
+            "days since the latest purchase; -1 if none", "derived"),
+    Feature("aov", "float", 0.0, "average order value, all time", "derived"),
+    Feature("aov_90d", "float", 0.0, "average order value, last 90 days", "derived"),
+    Feature("favourite_category", "str", "",
+            "most viewed category in the last 30 days (all time if none)", "derived"),
+    Feature("channels_used", "int", 0, "how many channels the visitor used", "derived"),
+    Feature("feedback_avg", "float", 0.0, "average rating (1-5); 0 without one", "derived"),
+    Feature("nps_avg", "float", -1.0, "average NPS score; -1 without one", "derived"),
+)  # fmt: skip
 
-_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
-_FAMILY_BY_PREFIX: dict[str, FeatureFamily] = {f.prefix: f for f in FAMILIES}
-_CASTS = {"int": int, "float": float, "str": str}
+
+def _window_features() -> tuple[Feature, ...]:
+    out = []
+    for f in FEATURES:
+        for days in f.windows:
+            doc = f"{f.doc}, last {days} days"
+            out.append(Feature(f"{f.name}_{days}d", f.type, f.default, doc, "derived",
+                               family=f.family))  # fmt: skip
+    return tuple(out)
 
 
-def feature_spec(name: str) -> Feature | FeatureFamily | None:
-    """The schema entry behind a feature name, or None for a name the schema lacks."""
-    if name in _BY_NAME:
-        return _BY_NAME[name]
+WINDOWED: tuple[Feature, ...] = tuple(f for f in FEATURES if f.windows)
+WINDOW_FEATURES: tuple[Feature, ...] = _window_features()
+ALL_FEATURES: tuple[Feature, ...] = FEATURES + WINDOW_FEATURES
+EVENT_FEATURES: tuple[Feature, ...] = tuple(f for f in FEATURES if f.source == "event")
+
+_SCALARS: dict[str, Feature] = {f.name: f for f in ALL_FEATURES if not f.family}
+_FAMILIES: dict[str, Feature] = {f.name: f for f in ALL_FEATURES if f.family}
+_CASTS: dict[str, Callable[[str], FeatureValue]] = {"int": int, "float": float, "str": str}
+
+
+def feature_spec(name: str) -> Feature | None:
+    """The schema entry behind a readable feature name, or None if the schema lacks it."""
+    if name in _SCALARS:
+        return _SCALARS[name]
     prefix, dot, key = name.partition(".")
     if dot and KEY_PATTERN.match(key):
-        return _FAMILY_BY_PREFIX.get(prefix)
+        return _FAMILIES.get(prefix)
     return None
 
 
 def default_of(name: str) -> FeatureValue | None:
     spec = feature_spec(name)
     return None if spec is None else spec.default
+
+
+def merge_rules() -> dict[str, MergeRule]:
+    """Stored field (or family prefix) -> merge rule, for the identify merge script."""
+    rules: dict[str, MergeRule] = {"w": "buckets"}
+    for f in FEATURES:
+        if f.merge is not None:
+            rules[f.name] = f.merge
+    return rules
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureOp:
+    """One update to one stored field.
+
+    `newest` keeps the value with the latest event time (its time is stored beside it in
+    `<field>@`), so late events cannot overwrite newer values. `bucket` adds to the
+    event's day in a windowed counter and drops days older than `keep_days`.
+    `session` counts a new visit when the event comes 30 idle minutes after `last_seen`.
+    """
+
+    kind: OpKind
+    field: str
+    value: FeatureValue
+    ts: float = 0.0
+    keep_days: int = 0
+
+
+def ops_for_event(event: Event) -> list[FeatureOp]:
+    """The feature updates one event causes, in schema order."""
+    ops: list[FeatureOp] = []
+    for f in EVENT_FEATURES:
+        if (f.on and event.type not in f.on) or f.op is None or f.extract is None:
+            continue
+        keep = max(f.windows, default=0)
+        for key, value in f.extract(event):
+            field = f"{f.name}.{key}" if f.family else f.name
+            if f.op == "session":
+                ops.append(FeatureOp("session", field, SESSION_GAP_S, event.ts, keep))
+                continue
+            ops.append(FeatureOp(f.op, field, value, event.ts))
+            if keep:
+                ops.append(FeatureOp("bucket", BUCKETS_PREFIX + field, value, event.ts, keep))
+    return ops
+
+
+def day_of(ts: float) -> int:
+    """UTC day number: the bucket an event time falls in."""
+    return math.floor(ts / SECONDS_PER_DAY)
+
+
+def parse_buckets(text: str) -> dict[int, float]:
+    """`"<day>:<count>,..."` as stored by the ingest script."""
+    out: dict[int, float] = {}
+    for part in text.split(","):
+        day, _, count = part.partition(":")
+        if day and count:
+            out[int(day)] = out.get(int(day), 0.0) + float(count)
+    return out
+
+
+def window_sum(buckets: Mapping[int, float], today: int, days: int) -> float:
+    """Sum over the last `days` UTC days, today included: day > today - days."""
+    return sum(count for day, count in buckets.items() if today - days < day <= today)
 
 
 def decode_features(raw: Mapping[bytes, bytes], now: float) -> dict[str, FeatureValue]:
@@ -91,49 +305,58 @@ def decode_features(raw: Mapping[bytes, bytes], now: float) -> dict[str, Feature
     "not stored" stays distinguishable from "stored as the default".
     """
     out: dict[str, FeatureValue] = {}
+    buckets: dict[str, str] = {}
     for key, value in raw.items():
         name = key.decode()
+        if name.startswith(BUCKETS_PREFIX):
+            buckets[name[len(BUCKETS_PREFIX) :]] = value.decode()
+            continue
         spec = feature_spec(name)
-        if spec is None:
-            continue  # a field from a newer schema version: ignore, never fail a decision
+        if spec is None or spec.source == "derived":
+            continue  # bookkeeping (`<field>@`) or a newer schema's field: never fail a read
         try:
             out[name] = _CASTS[spec.type](value.decode())
         except ValueError:
             continue
-    last_seen = out.get("last_seen")
-    if isinstance(last_seen, float) and last_seen > 0:
-        out["days_since_last_seen"] = max(0.0, (now - last_seen) / SECONDS_PER_DAY)
+    _derive(out, buckets, now)
     return out
 
 
-OpKind = Literal["incr", "max", "min", "latest"]
+def _derive(out: dict[str, FeatureValue], buckets: Mapping[str, str], now: float) -> None:
+    today = day_of(now)
+    for field, text in buckets.items():
+        base = feature_spec(field)
+        if base is None or not base.windows:
+            continue
+        counts = parse_buckets(text)
+        name, dot, key = field.partition(".")
+        for days in base.windows:
+            total = window_sum(counts, today, days)
+            if total:
+                out[f"{name}_{days}d{dot}{key}"] = int(total) if base.type == "int" else total
+    for stored, derived in (("last_seen", "days_since_last_seen"),
+                            ("last_purchase", "days_since_last_purchase")):  # fmt: skip
+        at = out.get(stored)
+        if isinstance(at, float) and at > 0:
+            out[derived] = max(0.0, (now - at) / SECONDS_PER_DAY)
+    _ratio(out, "aov", "revenue", "orders")
+    _ratio(out, "aov_90d", "revenue_90d", "orders_90d")
+    _ratio(out, "feedback_avg", "feedback_sum", "feedback_count")
+    _ratio(out, "nps_avg", "nps_sum", "nps_count")
+    recent = _family(out, "views_30d.")
+    views = recent or _family(out, "views.")
+    if views:  # ties: the alphabetically first, so the value is deterministic
+        out["favourite_category"] = min(views, key=lambda c: (-views[c], c))
+    channels = sum(1 for k in out if k.startswith("channels."))
+    if channels:
+        out["channels_used"] = channels
 
 
-@dataclass(frozen=True, slots=True)
-class FeatureOp:
-    """One update to one stored feature field.
-
-    `latest` sets the field only if the event is not older than the visitor's
-    `last_seen`, so late-arriving events cannot overwrite newer values.
-    """
-
-    kind: OpKind
-    field: str
-    value: FeatureValue
-    ts: float = 0.0
+def _family(out: Mapping[str, FeatureValue], prefix: str) -> dict[str, float]:
+    return {k[len(prefix) :]: float(v) for k, v in out.items() if k.startswith(prefix)}
 
 
-def ops_for_event(event: Event) -> list[FeatureOp]:
-    """The feature updates one event causes, in order."""
-    ops = [
-        FeatureOp("incr", "events", 1),
-        FeatureOp("latest", "last_channel", event.channel, event.ts),
-        FeatureOp("min", "first_seen", event.ts),
-        FeatureOp("max", "last_seen", event.ts),
-    ]
-    if event.type == "page_view":
-        ops.append(FeatureOp("incr", "page_views", 1))
-        category = event.properties.get("category")
-        if isinstance(category, str) and KEY_PATTERN.match(category):
-            ops.append(FeatureOp("incr", f"views.{category}", 1))
-    return ops
+def _ratio(out: dict[str, FeatureValue], name: str, num: str, den: str) -> None:
+    top, bottom = out.get(num), out.get(den)
+    if isinstance(top, int | float) and isinstance(bottom, int | float) and bottom:
+        out[name] = float(top) / float(bottom)

@@ -10,7 +10,8 @@ from engine.decisions.rules import Facts
 from engine.decisions.segments import Segment, segments_of
 from engine.decisions.slots import Slot, Variant
 
-DecisionPolicy = Literal["rules", "fallback"]
+# "fallback": Redis was away; "no_consent": the visitor refused personalization.
+DecisionPolicy = Literal["rules", "fallback", "no_consent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,6 @@ def decide(
     return decisions, member_of
 
 
-def fallback(slots: Sequence[Slot]) -> list[Decision]:
-    """Defaults for every slot, for when the visitor's data cannot be read."""
-    return [Decision(s.name, s.default, "fallback", 1.0) for s in slots]
+def fallback(slots: Sequence[Slot], policy: DecisionPolicy = "fallback") -> list[Decision]:
+    """Defaults for every slot, for when the visitor's data cannot or may not be read."""
+    return [Decision(s.name, s.default, policy, 1.0) for s in slots]

@@ -16,7 +16,7 @@ from engine.decisions.rules import Facts
 from engine.decisions.tokens import DecisionToken, TokenSigner
 from engine.errors import DefinitionsNotLoaded, NotFound, StoreUnavailable
 from engine.store.client import Store
-from engine.store.visitors import read_features
+from engine.store.profiles import read_profile
 from models.features import decode_features
 
 
@@ -58,8 +58,10 @@ async def decide_for_visitor(
     pid: str,
     slot_names: Sequence[str],
     context: Mapping[str, Any],
+    personalization_default: bool = True,
 ) -> DecideResult:
-    """Decisions for one visitor; defaults with policy "fallback" if Redis is away."""
+    """Decisions for one visitor; defaults with policy "fallback" if Redis is away and
+    "no_consent" if the visitor refused personalization (then nothing else is read)."""
     if definitions is None:
         raise DefinitionsNotLoaded("slot definitions not loaded yet (is Redis reachable?)")
     unknown = [name for name in slot_names if name not in definitions.slots]
@@ -68,12 +70,15 @@ async def decide_for_visitor(
     slots = [definitions.slots[name] for name in slot_names]
     now = time.time()
     try:
-        raw = await read_features(store, pid)
+        profile = await read_profile(store, pid, personalization_default=personalization_default)
     except StoreUnavailable:
         decisions, segments = fallback(slots), frozenset[str]()
     else:
-        facts = Facts(context=context, features=decode_features(raw, now))
-        decisions, segments = decide(slots, definitions.segments, facts)
+        if profile is None:
+            decisions, segments = fallback(slots, "no_consent"), frozenset[str]()
+        else:
+            facts = Facts(context=context, features=decode_features(profile.features, now))
+            decisions, segments = decide(slots, definitions.segments, facts)
     decision_id = new_id()
     issued_at = int(now)
     signed = [

@@ -1,37 +1,33 @@
-"""Writing a batch of accepted events: log entries and feature updates, one round trip."""
+"""Writing a batch of accepted events: log entries, features, history and identity merges,
+in one round trip (`engine/store/profiles.py` holds the script)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import time
 from collections.abc import Sequence
 
-import orjson
-
+from engine.settings import Settings
 from engine.store.client import Store
-from engine.store.visitors import queue_feature_ops
+from engine.store.profiles import IngestCounts, IngestPolicy, ingest_events
 from models.events import Event
-from models.features import FeatureOp, ops_for_event
+
+# Per profile, how many event-log ids (and seen event ids) are kept for export and erasure.
+LOG_INDEX_CAP = 10_000
+
+
+def ingest_policy(settings: Settings) -> IngestPolicy:
+    return IngestPolicy(
+        ttl_s=settings.visitor_ttl_s,
+        dedup_window_s=settings.dedup_window_days * 86_400,
+        history_size=settings.history_size,
+        log_maxlen=settings.event_stream_maxlen,
+        log_cap=LOG_INDEX_CAP,
+        analytics_default=settings.consent_default == "opt_out",
+    )
 
 
 async def write_events(
-    store: Store, events: Sequence[Event], *, ttl_s: int, log_maxlen: int
-) -> None:
-    """Append `events` to the event log and apply their feature updates.
-
-    All of it goes in one pipeline; each visitor's updates run as one atomic script.
-    """
-    ops_by_visitor: dict[str, list[FeatureOp]] = defaultdict(list)
-    for event in events:
-        ops_by_visitor[event.pid] += ops_for_event(event)
-    async with store.guard("write_events"):
-        pipe = store.redis.pipeline(transaction=False)
-        for event in events:
-            pipe.xadd(
-                store.keys.event_log,
-                {"e": orjson.dumps(event.to_record())},
-                maxlen=log_maxlen,
-                approximate=True,
-            )
-        for pid, ops in ops_by_visitor.items():
-            queue_feature_ops(pipe, store, pid, ops, ttl_s)
-        await pipe.execute()
+    store: Store, events: Sequence[Event], policy: IngestPolicy, now: float | None = None
+) -> IngestCounts:
+    """Apply a batch; events already seen (same event id) or without consent are skipped."""
+    return await ingest_events(store, events, policy, time.time() if now is None else now)

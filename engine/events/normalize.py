@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,9 +24,13 @@ def to_event(
     pseudonymize: Callable[[str], str],
     signer: TokenSigner,
     now: float,
+    new_id: Callable[[], str] = lambda: "srv-" + uuid.uuid4().hex,
+    retain_text: bool = False,
 ) -> Event:
-    """The event as stored: raw ids replaced by pseudonyms, free text reduced to a length,
-    purchase value filled in, and its token (if any) checked. `InvalidInput` if not acceptable.
+    """The event as stored: raw ids replaced by pseudonyms, free text reduced to counts
+    (unless the site retains it), purchase value filled in, an event id given to events
+    without one (so replays are recognised), and its token (if any) checked.
+    `InvalidInput` if not acceptable.
     """
     ts = _timestamp(raw.ts, now)
     if raw.token is not None:
@@ -38,7 +43,9 @@ def to_event(
     if isinstance(raw, Purchase) and value is None:
         value = round(sum(line.price * line.qty for line in raw.properties.items), 2)
     if isinstance(raw, Feedback) and "text" in properties:
-        properties["text_length"] = len(properties.pop("text"))
+        text = properties["text"] if retain_text else properties.pop("text")
+        properties["text_length"] = len(text)
+        properties["text_words"] = len(text.split())
     if isinstance(raw, Identify):
         properties["customer_pid"] = pseudonymize(properties.pop("customer_id"))
     return Event(
@@ -46,7 +53,7 @@ def to_event(
         pid=pseudonymize(raw.visitor_id),
         ts=ts,
         channel=raw.channel,
-        event_id=raw.event_id,
+        event_id=raw.event_id or new_id(),
         token=raw.token,
         item_id=raw.item_id,
         value=value,
@@ -72,6 +79,7 @@ def validate_batch(
     pseudonymize: Callable[[str], str],
     signer: TokenSigner,
     now: float,
+    retain_text: bool = False,
 ) -> tuple[list[Event], list[tuple[int, str]]]:
     """Check every event on its own: the valid ones, and (index, reason) for the others."""
     accepted: list[Event] = []
@@ -79,7 +87,9 @@ def validate_batch(
     for index, item in enumerate(items):
         try:
             raw = EVENT_ADAPTER.validate_python(item)
-            accepted.append(to_event(raw, pseudonymize=pseudonymize, signer=signer, now=now))
+            accepted.append(to_event(
+                raw, pseudonymize=pseudonymize, signer=signer, now=now, retain_text=retain_text
+            ))
         except ValidationError as exc:
             rejected.append((index, describe_error(exc)))
         except OmotenashiError as exc:

@@ -4,7 +4,8 @@ Each worker appends to a file of its own (JSON lines) and holds an exclusive `fl
 on it while it writes; a file nobody holds is complete and may be replayed by any
 worker, including files a crashed worker left behind. Replay sends the events through
 the normal write path in batches and deletes what went through, so an outage loses
-nothing. Delivery is at least once: a batch cut off mid-write may be replayed twice.
+nothing. A batch cut off mid-write may be replayed twice; the ingest script drops the
+events it has already seen (by event id), so each lands once.
 Disk work runs in a thread, never on the event loop.
 """
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".jsonl"
 REPLAY_BATCH = 500
-Writer = Callable[[Sequence[Event]], Awaitable[None]]
+Writer = Callable[[Sequence[Event]], Awaitable[object]]
 
 
 class EventSpool:
@@ -101,6 +102,17 @@ class EventSpool:
 
     async def pending_files(self) -> int:
         return len(await asyncio.to_thread(self._files))
+
+    async def pending_events(self) -> int:
+        """Events waiting in every spool file (the depth /readyz and /metrics report)."""
+        return await asyncio.to_thread(self._count_events)
+
+    def _count_events(self) -> int:
+        total = 0
+        for path in self._files():
+            with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
+                total += sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        return total
 
     async def aclose(self) -> None:
         async with self._lock:

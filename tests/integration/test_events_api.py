@@ -60,7 +60,12 @@ async def test_page_views_update_features_and_the_log(
         ],
     )
     assert response.status_code == 202
-    assert response.json() == {"accepted": 3, "rejected": []}
+    assert response.json() == {
+        "accepted": 3,
+        "rejected": [],
+        "duplicates": 0,
+        "without_consent": 0,
+    }
     features = stored_features(redis_sync, key_prefix, "ann")
     assert features["page_views"] == "3"
     assert features["views.sports"] == "2"

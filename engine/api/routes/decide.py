@@ -28,6 +28,7 @@ async def decide_route(request: Request) -> Response:
         pid=services.pseudonymize(body.visitor_id),
         slot_names=body.slots,
         context=body.context,
+        personalization_default=services.personalization_default,
     )
     decisions = []
     for signed in result.decisions:

@@ -32,7 +32,11 @@ async def events_route(request: Request) -> Response:
     if len(items) > limit:
         raise PayloadTooLarge(f"at most {limit} events per batch")
     accepted, rejected = validate_batch(
-        items, pseudonymize=services.pseudonymize, signer=services.signer, now=time.time()
+        items,
+        pseudonymize=services.pseudonymize,
+        signer=services.signer,
+        now=time.time(),
+        retain_text=services.settings.retain_feedback_text,
     )
     rejected_out = [{"index": i, "error": reason} for i, reason in rejected]
     services.metrics.events_rejected.inc(len(rejected))
@@ -40,16 +44,16 @@ async def events_route(request: Request) -> Response:
         error = InvalidInput("no valid event in the batch")
         error.details = rejected_out
         raise error
-    spooled = 0
+    out: dict[str, object] = {"accepted": len(accepted), "rejected": rejected_out}
     try:
-        await services.write_events(accepted)
+        counts = await services.write_events(accepted)
     except StoreUnavailable:
         await services.spool.append(accepted)  # replayed when Redis is back
-        spooled = len(accepted)
-        services.metrics.events_spooled.inc(spooled)
+        out["spooled"] = len(accepted)
+        services.metrics.events_spooled.inc(len(accepted))
+    else:
+        out["duplicates"] = counts.duplicates
+        out["without_consent"] = counts.without_consent
     for event in accepted:
         services.metrics.count_event(event.type)
-    body = {"accepted": len(accepted), "rejected": rejected_out}
-    if spooled:
-        body["spooled"] = spooled
-    return json_response(body, 202)
+    return json_response(out, 202)

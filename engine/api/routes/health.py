@@ -22,6 +22,7 @@ async def readyz(services: ServicesDep) -> Response:
         "definitions": current is not None,
         "definitions_version": None if current is None else current.version,
         "spooled_files": await services.spool.pending_files(),
+        "spooled_events": await services.spool.pending_events(),
     }
     ready = redis_ok and current is not None
     return json_response(
@@ -31,4 +32,5 @@ async def readyz(services: ServicesDep) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(services: ServicesDep) -> Response:
+    services.metrics.spool_depth.set(await services.spool.pending_events())
     return Response(services.metrics.exposition(), media_type="text/plain; version=0.0.4")

@@ -196,3 +196,10 @@ class EventsAccepted(BaseModel):
         default=None,
         description="how many of the accepted events wait on disk for Redis to come back",
     )
+    duplicates: int | None = Field(
+        default=None, description="accepted events ignored: their event_id was seen before"
+    )
+    without_consent: int | None = Field(
+        default=None,
+        description="accepted events dropped: the visitor refused analytics (counted only)",
+    )

@@ -111,12 +111,29 @@ def test_purchase_value_given_by_the_client_is_kept(validate: Validate) -> None:
     assert one(validate, purchase(value=50)).value == 50
 
 
-def test_feedback_text_is_reduced_to_its_length(validate: Validate) -> None:
+def test_feedback_text_is_reduced_to_counts(validate: Validate) -> None:
     event = one(
         validate,
         {"type": "feedback", "visitor_id": "v", "properties": {"rating": 2, "text": "too slow"}},
     )
-    assert event.properties == {"rating": 2, "text_length": 8}
+    assert event.properties == {"rating": 2, "text_length": 8, "text_words": 2}
+
+
+def test_feedback_text_is_kept_when_the_site_retains_text(
+    pseudonymize: Pseudonymizer, signer: TokenSigner
+) -> None:
+    item = {"type": "feedback", "visitor_id": "v", "properties": {"nps": 9, "text": "great"}}
+    (event,), _ = validate_batch(
+        [item], pseudonymize=pseudonymize, signer=signer, now=NOW, retain_text=True
+    )
+    assert event.properties == {"nps": 9, "text": "great", "text_length": 5, "text_words": 1}
+
+
+def test_events_without_an_id_get_a_unique_one(validate: Validate) -> None:
+    accepted, _ = validate(view(), view())
+    ids = [e.event_id for e in accepted]
+    assert all(i is not None and i.startswith("srv-") for i in ids)
+    assert len(set(ids)) == 2
 
 
 def test_identify_replaces_the_customer_id_by_its_pseudonym(
@@ -156,7 +173,8 @@ def test_invalid_events_are_listed_by_index_and_the_valid_ones_kept(validate: Va
         view(event_id="e-4"),
         {"type": "teleport", "visitor_id": "v"},
     )
-    assert [e.event_id for e in accepted] == [None, "e-4"]
+    assert accepted[1].event_id == "e-4"
+    assert len(accepted) == 2
     assert [index for index, _ in rejected] == [1, 2, 4]
     messages = dict(rejected)
     assert "visitor_id" in messages[1]

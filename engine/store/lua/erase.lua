@@ -1,0 +1,27 @@
+-- Erases a person: the profile the id resolves to, every visitor id merged into it, their
+-- consent, aliases and event-log entries; the archiver later drops their archived rows.
+-- ARGV: base pid stream erasures now suffixes...
+-- Returns {profile, ids erased, keys deleted, log entries deleted}.
+local base, pid, stream, erasures, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local function key(p, suffix)
+  return base .. p .. '}:' .. suffix
+end
+local profile = redis.call('GET', key(pid, 'alias')) or pid
+local ids = redis.call('SMEMBERS', key(profile, 'aliases'))
+ids[#ids + 1] = profile
+if profile ~= pid then
+  ids[#ids + 1] = pid
+end
+local log = redis.call('LRANGE', key(profile, 'log'), 0, -1)
+local entries = 0
+for j = 1, #log, 1000 do
+  entries = entries + redis.call('XDEL', stream, unpack(log, j, math.min(j + 999, #log)))
+end
+local deleted = 0
+for _, id in ipairs(ids) do
+  for s = 6, #ARGV do
+    deleted = deleted + redis.call('DEL', key(id, ARGV[s]))
+  end
+  redis.call('ZADD', erasures, now, id)
+end
+return {profile, #ids, deleted, entries}

@@ -1,0 +1,223 @@
+"""Visitor profiles in Redis: ingest, read, consent, export and erasure.
+
+The multi-key work runs as Lua scripts (in `lua/`) so each request is one round trip
+and each batch is atomic: a batch cut off by a Redis failure ran entirely or not at
+all, and its replay is filtered by event id. The scripts follow a visitor's alias to
+its profile inside Redis, so they build keys from `Keys.visitor_key_base`; they need
+one Redis (or one shard), not a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import orjson
+from redis.typing import EncodableT
+
+from engine.store.client import Store
+from engine.store.hot_reads import pack
+from engine.store.keys import VISITOR_SUFFIXES
+from engine.store.scripts import LuaScript, with_script
+from models.events import Event, history_items
+from models.features import FeatureOp, FeatureValue, merge_rules, ops_for_event
+
+Consent = dict[str, bool]
+CONSENT_PURPOSES = ("personalization", "analytics")
+
+
+def _script(name: str) -> LuaScript:
+    source = resources.files("engine.store").joinpath(f"lua/{name}.lua").read_text()
+    return LuaScript(name, source)
+
+
+INGEST = _script("ingest")
+READ = _script("read")
+ERASE = _script("erase")
+EXPORT = _script("export")
+MERGE_SPEC = ";".join(f"{name}={rule}" for name, rule in merge_rules().items())
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPolicy:
+    """What the ingest script needs from the settings."""
+
+    ttl_s: int
+    dedup_window_s: int
+    history_size: int
+    log_maxlen: int
+    log_cap: int
+    analytics_default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IngestCounts:
+    accepted: int
+    duplicates: int
+    without_consent: int
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What decide and recommendations read: features and recent items, newest first."""
+
+    features: dict[bytes, bytes]
+    history: list[str]
+
+
+async def ingest_events(
+    store: Store, events: Sequence[Event], policy: IngestPolicy, now: float
+) -> IngestCounts:
+    """Log `events` and apply their feature, history and identity updates atomically."""
+    args = _ingest_args(store, events, policy, now)
+    redis = store.redis
+    async with store.guard("write_events"):
+        reply = await with_script(redis, INGEST, lambda: redis.evalsha(INGEST.sha, 0, *args))
+    accepted, duplicates, dropped = (int(x) for x in reply)
+    return IngestCounts(accepted, duplicates, dropped)
+
+
+def _ingest_args(
+    store: Store, events: Sequence[Event], policy: IngestPolicy, now: float
+) -> list[str | bytes]:
+    keys = store.keys
+    identifies = any(event.type == "identify" for event in events)
+    args: list[str | bytes] = [
+        keys.visitor_key_base,
+        repr(now),
+        str(policy.ttl_s),
+        str(policy.dedup_window_s),
+        str(policy.history_size),
+        keys.event_log,
+        str(policy.log_maxlen),
+        "1" if policy.analytics_default else "0",
+        str(policy.log_cap),
+        MERGE_SPEC if identifies else "",
+    ]
+    for event in events:
+        items = history_items(event)
+        ops = ops_for_event(event)
+        cpid = event.properties.get("customer_pid", "") if event.type == "identify" else ""
+        args += (event.pid, event.event_id or "", orjson.dumps(event.to_record()), cpid)
+        args += (repr(event.ts), str(len(items)), *items, str(len(ops)))
+        args += _flatten(ops)
+    return args
+
+
+def _flatten(ops: Iterable[FeatureOp]) -> list[str | bytes]:
+    args: list[str | bytes] = []
+    for op in ops:
+        args += (op.kind, op.field, _text(op.value), repr(op.ts), str(op.keep_days))
+    return args
+
+
+def _text(value: FeatureValue) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+async def read_profile(
+    store: Store, pid: str, *, personalization_default: bool, history_n: int = 0
+) -> Profile | None:
+    """The visitor's profile in one round trip; None if they refused personalization."""
+    keys = store.keys
+    args = (
+        keys.visitor_features(pid),
+        keys.visitor_key_base,
+        pid,
+        "1" if personalization_default else "0",
+        history_n,
+    )
+    hot = store.hot
+    async with store.guard("read_features"):
+        if hot is not None:
+            command = pack(b"EVALSHA", READ.sha, 1, *args)
+            reply = await with_script(store.redis, READ, lambda: hot.execute(command))
+        else:
+            reply = await with_script(
+                store.redis, READ, lambda: store.redis.evalsha(READ.sha, 1, *args)
+            )
+    if not reply[0]:
+        return None
+    flat, history = reply[1], reply[2]
+    pairs = iter(flat)
+    return Profile(dict(zip(pairs, pairs, strict=True)), [item.decode() for item in history])
+
+
+async def set_consent(
+    store: Store, pid: str, consent: Consent, ttl_s: int
+) -> None:
+    """Record the visitor's choices; the next event or decision honours them."""
+    key = store.keys.visitor(pid, "consent")
+    mapping: dict[EncodableT, EncodableT] = {
+        purpose: "1" if allowed else "0" for purpose, allowed in consent.items()
+    }
+    async with store.guard("set_consent"):
+        pipe = store.redis.pipeline(transaction=True)
+        pipe.hset(key, mapping=mapping)
+        pipe.expire(key, ttl_s)
+        await pipe.execute()
+
+
+async def read_consent(store: Store, pid: str, defaults: Consent) -> tuple[Consent, bool]:
+    """The visitor's effective consent, and whether they ever chose (False: defaults)."""
+    async with store.guard("read_consent"):
+        # bytes in, bytes out: the client is created with decode_responses=False
+        stored: dict[bytes, bytes] = await store.redis.hgetall(  # type: ignore[assignment]
+            store.keys.visitor(pid, "consent")
+        )
+    consent = dict(defaults)
+    for purpose in CONSENT_PURPOSES:
+        value = stored.get(purpose.encode())
+        if value is not None:
+            consent[purpose] = value == b"1"
+    return consent, bool(stored)
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    profile: str
+    ids: int
+    keys_deleted: int
+    log_entries_deleted: int
+
+
+async def erase_visitor(store: Store, pid: str, now: float) -> Erasure:
+    """Delete everything kept about the person behind `pid` (idempotent)."""
+    keys = store.keys
+    args = (keys.visitor_key_base, pid, keys.event_log, keys.erasures, repr(now))
+    redis = store.redis
+    async with store.guard("erase_visitor"):
+        reply = await with_script(
+            redis, ERASE, lambda: redis.evalsha(ERASE.sha, 0, *args, *VISITOR_SUFFIXES)
+        )
+    return Erasure(reply[0].decode(), int(reply[1]), int(reply[2]), int(reply[3]))
+
+
+async def export_visitor(store: Store, pid: str) -> dict[str, Any]:
+    """The raw stored data of the person behind `pid`, decoded to plain JSON types."""
+    keys = store.keys
+    args = (keys.visitor_key_base, pid, keys.event_log)
+    redis = store.redis
+    async with store.guard("export_visitor"):
+        reply = await with_script(redis, EXPORT, lambda: redis.evalsha(EXPORT.sha, 0, *args))
+    profile, consent, features, history, aliases, seen, entries = reply
+    log = []
+    for stream_id, fields in entries:
+        record = dict(zip(fields[::2], fields[1::2], strict=True))
+        log.append({"id": stream_id.decode(), "event": orjson.loads(record[b"e"])})
+    return {
+        "profile": profile.decode(),
+        "consent": {k.decode(): v == b"1" for k, v in _pairs(consent)},
+        "features": {k.decode(): v.decode() for k, v in _pairs(features)},
+        "history": [{"item_id": k.decode(), "ts": float(v)} for k, v in _pairs(history)],
+        "merged_ids": sorted(alias.decode() for alias in aliases),
+        "event_ids_seen": [{"event_id": k.decode(), "at": float(v)} for k, v in _pairs(seen)],
+        "events": log,
+    }
+
+
+def _pairs(flat: Sequence[bytes]) -> Iterable[tuple[bytes, bytes]]:
+    pairs = iter(flat)
+    return zip(pairs, pairs, strict=True)

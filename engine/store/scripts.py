@@ -1,0 +1,47 @@
+"""Lua scripts run by their SHA: the body crosses the network once per connection's
+Redis, not once per call (an ingest batch's script is several KB)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, ResponseError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    """A script and its SHA1, as Redis names it."""
+
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+def is_noscript(error: BaseException) -> bool:
+    return isinstance(error, NoScriptError) or (
+        isinstance(error, ResponseError) and str(error).startswith("NOSCRIPT")
+    )
+
+
+async def with_script(
+    redis: aioredis.Redis, script: LuaScript, call: Callable[[], Awaitable[T]]
+) -> T:
+    """Run `call` (which uses EVALSHA); if Redis lost the script (restart, SCRIPT FLUSH),
+    load it and run `call` once more. Callers make `call` safe to repeat: a pipeline
+    that hit NOSCRIPT ran none of its scripts."""
+    try:
+        return await call()
+    except ResponseError as exc:
+        if not is_noscript(exc):
+            raise
+    await redis.script_load(script.source)
+    return await call()

@@ -78,7 +78,12 @@ async def features(store: Store, pid: str, at: float = NOW) -> dict[str, Any]:
 async def test_windowed_views_count_exactly_the_last_n_days(store: Store) -> None:
     await write_events(
         store,
-        [view("a", NOW), view("a", NOW - 6 * DAY), view("a", NOW - 7 * DAY), view("a", NOW - 29 * DAY)],
+        [
+            view("a", NOW),
+            view("a", NOW - 6 * DAY),
+            view("a", NOW - 7 * DAY),
+            view("a", NOW - 29 * DAY),
+        ],
         POLICY,
         now=NOW,
     )

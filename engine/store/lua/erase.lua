@@ -9,7 +9,7 @@ end
 local profile = redis.call('GET', key(pid, 'alias')) or pid
 local ids = redis.call('SMEMBERS', key(profile, 'aliases'))
 ids[#ids + 1] = profile
-if profile ~= pid then
+if profile ~= pid and redis.call('SISMEMBER', key(profile, 'aliases'), pid) == 0 then
   ids[#ids + 1] = pid
 end
 local log = redis.call('LRANGE', key(profile, 'log'), 0, -1)

@@ -16,7 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 import engine
 from engine.api.errors import install_error_handlers
 from engine.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from engine.api.routes import decide, events, health, items, visitors
+from engine.api.routes import decide, events, health, items, segment_report, visitors
 from engine.api.routes.definitions import segments_router, slots_router
 from engine.api.schemas.decide import DecideRequest
 from engine.api.schemas.definitions import SegmentIn, SlotIn
@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         decide.router,
         events.router,
         slots_router,
+        segment_report.router,  # before /v1/segments/{name}, which would take "report"
         segments_router,
         items.router,
         visitors.router,

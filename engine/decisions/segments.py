@@ -12,6 +12,8 @@ from engine.decisions.rules import Facts, Predicate, compile_condition
 from engine.decisions.slots import check_description, check_name
 from engine.errors import InvalidInput
 
+RESERVED = frozenset({"report"})
+
 
 @dataclass(frozen=True, slots=True)
 class Segment:
@@ -22,6 +24,8 @@ class Segment:
 def compile_segment(name: str, definition: dict[str, Any]) -> Segment:
     """A segment from `{"when": COND, "description"?: str}`."""
     check_name("segment", name)
+    if name in RESERVED:
+        raise InvalidInput(f"{name!r} is reserved (GET /v1/segments/report is the report)")
     extra = set(definition) - {"when", "description"}
     if extra:
         raise InvalidInput(f"unknown fields {sorted(extra)}")

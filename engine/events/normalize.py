@@ -87,9 +87,11 @@ def validate_batch(
     for index, item in enumerate(items):
         try:
             raw = EVENT_ADAPTER.validate_python(item)
-            accepted.append(to_event(
-                raw, pseudonymize=pseudonymize, signer=signer, now=now, retain_text=retain_text
-            ))
+            accepted.append(
+                to_event(
+                    raw, pseudonymize=pseudonymize, signer=signer, now=now, retain_text=retain_text
+                )
+            )
         except ValidationError as exc:
             rejected.append((index, describe_error(exc)))
         except OmotenashiError as exc:

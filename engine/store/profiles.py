@@ -145,9 +145,7 @@ async def read_profile(
     return Profile(dict(zip(pairs, pairs, strict=True)), [item.decode() for item in history])
 
 
-async def set_consent(
-    store: Store, pid: str, consent: Consent, ttl_s: int
-) -> None:
+async def set_consent(store: Store, pid: str, consent: Consent, ttl_s: int) -> None:
     """Record the visitor's choices; the next event or decision honours them."""
     key = store.keys.visitor(pid, "consent")
     mapping: dict[EncodableT, EncodableT] = {

@@ -239,3 +239,29 @@ async def test_a_duplicate_event_id_through_the_api_is_reported(client: httpx.As
     second = await post(client, view("fay", event_id="ev-1"), view("fay", ts=time.time()))
     assert first["duplicates"] == 0
     assert second["duplicates"] == 1
+
+
+# --- segment report -----------------------------------------------------------------
+
+
+async def test_segment_report_over_stored_profiles(client: httpx.AsyncClient) -> None:
+    segment = {"when": {"attr": "features.views.shoes", "op": "gte", "value": 2}}
+    assert (await client.put("/v1/segments/shoe_fans", headers=ADMIN, json=segment)).is_success
+    purchase = {
+        "type": "purchase",
+        "visitor_id": "gus",
+        "properties": {"order_id": "o1", "items": [{"item_id": "a", "price": 40.0}]},
+    }
+    await post(client, view("gus"), view("gus"), purchase, view("hal"))
+    response = await client.get("/v1/segments/report", headers=ADMIN)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["profiles"] == 2
+    rows = {r["segment"]: r for r in body["segments"]}
+    assert rows["all"]["conversion_rate"] == 0.5
+    assert rows["shoe_fans"]["visitors"] == 1
+    assert rows["shoe_fans"]["revenue_per_visitor"] == 40.0
+    assert rows["shoe_fans"]["top_categories"] == ["shoes"]
+    assert (await client.get("/v1/segments/report", headers=SITE)).status_code == 403
+    reserved = await client.put("/v1/segments/report", headers=ADMIN, json=segment)
+    assert reserved.status_code == 422

@@ -12,6 +12,12 @@ def table(result: dict[str, Any]) -> str:
     lines = [f"{'endpoint':<16}" + "".join(f"{c:>12}" for c in COLUMNS)]
     for name, phase in phases:
         lines.append(f"{name:<16}" + "".join(_cell(phase[c]) for c in COLUMNS))
+    for name, phase in phases:
+        if "items_per_s" in phase:
+            lines.append(
+                f"{name}: {phase['items_per_s']:,.0f} per second"
+                f" ({phase['items_per_request']} per request)"
+            )
     if result.get("ratio_rps") is not None:
         lines.append(
             f"req/s ratio to bare: {result['ratio_rps']:.3f}"

@@ -108,9 +108,13 @@ def run(plan: Plan, keys: Keys) -> dict[str, Any]:
             runs[name].errors += part.errors
             elapsed[name] += took
     bare, measured = (summarize(runs[name], elapsed[name]) for name in phases)
+    target_json = measured.to_json()
+    if target.items_per_request > 1:
+        target_json["items_per_request"] = target.items_per_request
+        target_json["items_per_s"] = round(measured.rps * target.items_per_request, 1)
     return {
         "bare": bare.to_json(),
-        plan.target: measured.to_json(),
+        plan.target: target_json,
         "ratio_rps": round(measured.rps / bare.rps, 3) if bare.rps else None,
         "concurrency": plan.concurrency,
         "seconds": plan.seconds,

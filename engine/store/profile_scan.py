@@ -21,7 +21,7 @@ async def scan_profiles(store: Store, *, limit: int | None = None) -> AsyncItera
     """
     pattern = store.keys.visitor_features_pattern
     seen = 0
-    cursor: int | bytes = 0
+    cursor = 0
     now = time.time()
     while True:
         async with store.guard("scan_profiles"):

@@ -84,6 +84,15 @@ def _ingest_args(
 ) -> list[str | bytes]:
     keys = store.keys
     identifies = any(event.type == "identify" for event in events)
+    batch = [
+        (
+            event.properties.get("customer_pid", "") if event.type == "identify" else "",
+            event.ts,
+            history_items(event),
+            [_wire(op) for op in ops_for_event(event)],
+        )
+        for event in events
+    ]
     args: list[str | bytes] = [
         keys.visitor_key_base,
         repr(now),
@@ -95,26 +104,26 @@ def _ingest_args(
         "1" if policy.analytics_default else "0",
         str(policy.log_cap),
         MERGE_SPEC if identifies else "",
+        # structure in one JSON argument (redis-py packs each argument in Python), ids and
+        # log records as plain arguments (Redis would spend time unescaping them in JSON)
+        orjson.dumps(batch),
     ]
     for event in events:
-        items = history_items(event)
-        ops = ops_for_event(event)
-        cpid = event.properties.get("customer_pid", "") if event.type == "identify" else ""
-        args += (event.pid, event.event_id or "", orjson.dumps(event.to_record()), cpid)
-        args += (repr(event.ts), str(len(items)), *items, str(len(ops)))
-        args += _flatten(ops)
+        args += (event.pid, event.event_id or "", orjson.dumps(event.to_record()))
     return args
 
 
-def _flatten(ops: Iterable[FeatureOp]) -> list[str | bytes]:
-    args: list[str | bytes] = []
-    for op in ops:
-        args += (op.kind, op.field, _text(op.value), repr(op.ts), str(op.keep_days))
-    return args
+# Op kinds on the wire: the batch's JSON is decoded in Redis, where bytes cost time.
+_KIND_CODES = {"incr": "i", "max": ">", "min": "<", "newest": "n", "bucket": "b", "session": "s"}
 
 
-def _text(value: FeatureValue) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+def _wire(op: FeatureOp) -> tuple[str, str, FeatureValue] | tuple[str, str, FeatureValue, int]:
+    """`[kind, field, value]`, plus `keep_days` for windowed ops; the event's time is
+    the op's time (ops_for_event never gives another)."""
+    code = _KIND_CODES[op.kind]
+    if op.keep_days:
+        return (code, op.field, op.value, op.keep_days)
+    return (code, op.field, op.value)
 
 
 async def read_profile(

@@ -38,8 +38,15 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @classmethod
-    def start(cls, workdir: Path, port: int | None = None) -> RedisProcess:
+    def start(cls, workdir: Path, port: int | None = None, durable: bool = False) -> RedisProcess:
+        """`durable`: an append-only file synced on every write, so a killed server
+        comes back with everything it acknowledged."""
         port = port or free_port()
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if durable
+            else ["--appendonly", "no"]
+        )
         process = subprocess.Popen(
             [
                 redis_executable(),
@@ -49,8 +56,7 @@ class RedisProcess:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *persistence,
                 "--dir",
                 str(workdir),
             ],
@@ -65,6 +71,11 @@ class RedisProcess:
                 raise RuntimeError(f"redis-server did not start on port {port}")
             time.sleep(0.05)
         return server
+
+    def kill(self) -> None:
+        """SIGKILL: Redis gets no chance to tidy up, as in a crash."""
+        self.process.kill()
+        self.process.wait()
 
     def stop(self) -> None:
         self.process.terminate()

@@ -36,6 +36,10 @@ def log(r: redis.Redis, prefix: str, event_id: str, ts: float, pid: str = "p1") 
     r.xadd(Keys(prefix).event_log, {"e": orjson.dumps(record), "p": pid})
 
 
+def archived_rows(root: Path) -> int:
+    return sum(pq.read_table(f).num_rows for f in root.glob("day=*/*.parquet"))
+
+
 def ids(root: Path) -> list[str]:
     return sorted(read_archive(root).column("event_id").to_pylist())
 
@@ -82,9 +86,7 @@ async def test_a_crash_between_write_and_ack_duplicates_nothing(
     monkeypatch.setattr(archive, "_write_batch", real_write)
     run = await archive_once(store, tmp_path)
     assert (run.entries, run.duplicates_skipped, run.rows_written) == (5, 5, 0)
-    files = list(tmp_path.glob("day=*/*.parquet"))
-    rows = sum(pq.read_table(f).num_rows for f in files)
-    assert rows == 5
+    assert archived_rows(tmp_path) == 5
     assert ids(tmp_path) == [f"e{n}" for n in range(5)]
     assert redis_sync.xlen(Keys(key_prefix).event_log) == 0
 

@@ -28,6 +28,7 @@ from engine.decisions.registry import DefinitionRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
 from engine.errors import ConfigError
+from engine.events.archive import archive_forever
 from engine.events.spool import EventSpool
 from engine.keyring import Keyring
 from engine.metrics import Metrics
@@ -94,11 +95,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             spool=EventSpool(settings.data_dir / SPOOL_DIR),
         )
         services = app.state.services
-        replayer = asyncio.create_task(_replay_spool(services))
+        background = [refresher, asyncio.create_task(_replay_spool(services))]
+        stop_archiving = asyncio.Event()
+        if settings.archive_interval_s > 0:
+            background.append(
+                asyncio.create_task(
+                    archive_forever(
+                        store, settings.archive_path, settings.archive_interval_s, stop_archiving
+                    )
+                )
+            )
         try:
             yield
         finally:
-            for task in (refresher, replayer):
+            stop_archiving.set()
+            for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

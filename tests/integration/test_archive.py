@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 
+import anyio
 import orjson
 import pyarrow.parquet as pq
 import pytest
@@ -139,3 +140,26 @@ def test_the_cli_archives_and_says_what_it_did(
     assert main(["archive", "--dir", str(tmp_path / "arch")]) == 0
     assert "archived 1 log entries" in capsys.readouterr().out
     assert ids(tmp_path / "arch") == ["c1"]
+
+
+async def test_the_app_archives_in_the_background_when_asked(
+    redis_url: str, redis_sync: redis.Redis, key_prefix: str, tmp_path: Path
+) -> None:
+    from engine.app import create_app
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        redis_url,
+        key_prefix,
+        tmp_path / "data",
+        archive_interval_s=0.1,
+        archive_dir=tmp_path / "arch",
+    )
+    log(redis_sync, key_prefix, "bg1", DAY1)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        for _ in range(100):
+            if redis_sync.xlen(Keys(key_prefix).event_log) == 0:
+                break
+            await anyio.sleep(0.05)
+    assert ids(tmp_path / "arch") == ["bg1"]

@@ -18,6 +18,7 @@ edge that tests can pin down, at the cost of up to 90 small numbers per counter.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -308,6 +309,22 @@ def window_sum(buckets: Mapping[int, float], today: int, days: int) -> float:
     return sum(count for day, count in buckets.items() if today - days < day <= today)
 
 
+@functools.lru_cache(maxsize=8192)
+def _field_plan(key: bytes) -> tuple[str, str, Feature | None]:
+    """How to read one stored field: ("bucket"|"value"|"skip", name, spec). Field names
+    repeat across visitors, so this is worked out once per name, not once per read."""
+    name = key.decode()
+    if name.startswith(BUCKETS_PREFIX):
+        base = feature_spec(name[len(BUCKETS_PREFIX) :])
+        if base is None or not base.windows:
+            return ("skip", name, None)
+        return ("bucket", name[len(BUCKETS_PREFIX) :], base)
+    spec = feature_spec(name)
+    if spec is None or spec.source == "derived":
+        return ("skip", name, None)  # bookkeeping (`<field>@`) or a newer schema's field
+    return ("value", name, spec)
+
+
 def decode_features(raw: Mapping[bytes, bytes], now: float) -> dict[str, FeatureValue]:
     """Typed features from the stored hash, plus derived ones.
 
@@ -315,35 +332,41 @@ def decode_features(raw: Mapping[bytes, bytes], now: float) -> dict[str, Feature
     "not stored" stays distinguishable from "stored as the default".
     """
     out: dict[str, FeatureValue] = {}
-    buckets: dict[str, str] = {}
+    windowed: list[tuple[tuple[tuple[int, str], ...], Feature, bytes]] = []
     for key, value in raw.items():
-        name = key.decode()
-        if name.startswith(BUCKETS_PREFIX):
-            buckets[name[len(BUCKETS_PREFIX) :]] = value.decode()
+        how, name, spec = _field_plan(key)
+        if spec is None:
             continue
-        spec = feature_spec(name)
-        if spec is None or spec.source == "derived":
-            continue  # bookkeeping (`<field>@`) or a newer schema's field: never fail a read
+        if how == "bucket":
+            windowed.append((_window_names(name, spec.windows), spec, value))
+            continue
         try:
             out[name] = _CASTS[spec.type](value.decode())
         except ValueError:
-            continue
-    _derive(out, buckets, now)
+            continue  # never fail a read over one bad field
+    _derive(out, windowed, now)
     return out
 
 
-def _derive(out: dict[str, FeatureValue], buckets: Mapping[str, str], now: float) -> None:
+@functools.lru_cache(maxsize=8192)
+def _window_names(field: str, windows: tuple[int, ...]) -> tuple[tuple[int, str], ...]:
+    """`views.shoes` -> ((7, "views_7d.shoes"), (30, "views_30d.shoes"))."""
+    name, dot, key = field.partition(".")
+    return tuple((days, f"{name}_{days}d{dot}{key}") for days in windows)
+
+
+def _derive(
+    out: dict[str, FeatureValue],
+    windowed: list[tuple[tuple[tuple[int, str], ...], Feature, bytes]],
+    now: float,
+) -> None:
     today = day_of(now)
-    for field, text in buckets.items():
-        base = feature_spec(field)
-        if base is None or not base.windows:
-            continue
-        counts = parse_buckets(text)
-        name, dot, key = field.partition(".")
-        for days in base.windows:
+    for names, base, text in windowed:
+        counts = parse_buckets(text.decode())
+        for days, derived_name in names:
             total = window_sum(counts, today, days)
             if total:
-                out[f"{name}_{days}d{dot}{key}"] = int(total) if base.type == "int" else total
+                out[derived_name] = int(total) if base.type == "int" else total
     for stored, derived in (("last_seen", "days_since_last_seen"),
                             ("last_purchase", "days_since_last_purchase")):  # fmt: skip
         at = out.get(stored)
@@ -353,17 +376,22 @@ def _derive(out: dict[str, FeatureValue], buckets: Mapping[str, str], now: float
     _ratio(out, "aov_90d", "revenue_90d", "orders_90d")
     _ratio(out, "feedback_avg", "feedback_sum", "feedback_count")
     _ratio(out, "nps_avg", "nps_sum", "nps_count")
-    recent = _family(out, "views_30d.")
-    views = recent or _family(out, "views.")
+    recent: dict[str, float] = {}
+    ever: dict[str, float] = {}
+    channels = 0
+    for k, v in out.items():
+        if k.startswith("views"):
+            if k.startswith("views_30d."):
+                recent[k[10:]] = float(v)
+            elif k.startswith("views."):
+                ever[k[6:]] = float(v)
+        elif k.startswith("channels."):
+            channels += 1
+    views = recent or ever
     if views:  # ties: the alphabetically first, so the value is deterministic
         out["favourite_category"] = min(views, key=lambda c: (-views[c], c))
-    channels = sum(1 for k in out if k.startswith("channels."))
     if channels:
         out["channels_used"] = channels
-
-
-def _family(out: Mapping[str, FeatureValue], prefix: str) -> dict[str, float]:
-    return {k[len(prefix) :]: float(v) for k, v in out.items() if k.startswith(prefix)}
 
 
 def _ratio(out: dict[str, FeatureValue], name: str, num: str, den: str) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -47,19 +47,7 @@ Segment = Literal[
     "hibernating",
     "lost",
 ]
-SEGMENTS: tuple[Segment, ...] = (
-    "champions",
-    "loyal",
-    "potential_loyalist",
-    "new",
-    "promising",
-    "need_attention",
-    "about_to_sleep",
-    "at_risk",
-    "cannot_lose",
-    "hibernating",
-    "lost",
-)
+SEGMENTS: tuple[Segment, ...] = get_args(Segment)
 # SEGMENT_GRID[r - 1][f - 1]: the table in the module docstring, R = 1 first
 SEGMENT_GRID: tuple[tuple[Segment, ...], ...] = (
     ("lost", "lost", "at_risk", "at_risk", "cannot_lose"),

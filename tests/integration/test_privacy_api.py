@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 import pytest
@@ -266,3 +267,31 @@ async def test_segment_report_over_stored_profiles(client: httpx.AsyncClient) ->
     assert (await client.get("/v1/segments/report", headers=SITE)).status_code == 403
     reserved = await client.put("/v1/segments/report", headers=ADMIN, json=segment)
     assert reserved.status_code == 422
+
+
+async def test_segment_report_cli_prints_the_same_rows(
+    client: httpx.AsyncClient,
+    redis_url: str,
+    key_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from engine.cli.main import main
+    from tests.conftest import ADMIN_KEY, SITE_KEY
+
+    await post(client, view("ivy"), view("jon"))
+    for name, value in {
+        "REDIS_URL": redis_url,
+        "OMOTENASHI_KEY_PREFIX": key_prefix,
+        "OMOTENASHI_SECRET": SECRET,
+        "OMOTENASHI_ADMIN_KEY": ADMIN_KEY,
+        "OMOTENASHI_SITE_KEYS": SITE_KEY,
+        "OMOTENASHI_DATA_DIR": str(tmp_path / "cli"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert await anyio.to_thread.run_sync(main, ["segments", "report", "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    assert report["profiles"] == 2
+    assert report["segments"][0]["segment"] == "all"
+    assert report["segments"][0]["top_categories"] == ["shoes"]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from pathlib import Path
 
 from engine.cli.runtime import prepared_settings
-from engine.events.archive import ArchiveRun, archive_once
+from engine.errors import ConfigError, StoreUnavailable
+from engine.events.archive import ArchiveBusy, ArchiveRun, archive_once
+from engine.settings import Settings
 from engine.store.client import Store, connect
 from engine.store.keys import Keys
 
@@ -16,23 +19,32 @@ FOLLOW_INTERVAL_S = 5.0
 
 
 def run_archive(args: argparse.Namespace) -> int:
+    """Archive once (exit 1 if Redis is away or another archiver is busy), or with
+    `--follow` every few seconds until Ctrl-C, riding out such failures."""
     with prepared_settings() as settings:
-        root = args.dir or settings.archive_path
-        assert settings.redis_url is not None
-        url, prefix = settings.redis_url, settings.key_prefix
+        root: Path = args.dir or settings.archive_path
+        return asyncio.run(_archive(settings, root, follow=args.follow))
+
+
+async def _archive(settings: Settings, root: Path, *, follow: bool) -> int:
+    if settings.redis_url is None:
+        raise ConfigError("no Redis to archive from")
+    store = Store(connect(settings.redis_url, settings.redis_timeout_ms), Keys(settings.key_prefix))
+    try:
         while True:
             started = time.perf_counter()
-            run = asyncio.run(_once(url, prefix, root))
-            print(_summary(run, root, time.perf_counter() - started))
-            if not args.follow:
-                return 0
-            time.sleep(FOLLOW_INTERVAL_S)
-
-
-async def _once(url: str, prefix: str, root: Path) -> ArchiveRun:
-    store = Store(connect(url, 5000), Keys(prefix))
-    try:
-        return await archive_once(store, root)
+            try:
+                run = await archive_once(store, root)
+            except (StoreUnavailable, ArchiveBusy) as exc:
+                print(f"omotenashi: {exc.message}", file=sys.stderr)
+                if not follow:
+                    return 1
+            else:
+                if not follow or run.entries or run.erased_rows_dropped:
+                    print(_summary(run, root, time.perf_counter() - started), flush=True)
+                if not follow:
+                    return 0
+            await asyncio.sleep(FOLLOW_INTERVAL_S)
     finally:
         await store.close()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from models.interactions import TYPE_CODES, history_entry
+
 EventType = Literal[
     "page_view",
     "impression",
@@ -55,12 +57,12 @@ class Event:
 
 
 def history_items(event: Event) -> list[str]:
-    """Items the visitor interacted with through this event (for "recently seen" lists)."""
+    """History entries (`<type code>:<item id>`, models.interactions) for the items this
+    event shows interest in: recommendations fold them in and filter them out."""
     if event.type == "purchase":
-        return [line["item_id"] for line in event.properties.get("items", ())]
-    if event.item_id is not None and event.type in HISTORY_TYPES:
-        return [event.item_id]
-    return []
-
-
-HISTORY_TYPES = frozenset({"page_view", "click", "add_to_cart", "feedback", "conversion"})
+        items = [line["item_id"] for line in event.properties.get("items", ())]
+    elif event.item_id is not None and event.type in TYPE_CODES:
+        items = [event.item_id]
+    else:
+        return []
+    return [history_entry(event.type, item_id) for item_id in items]

@@ -3,7 +3,7 @@
 | key                              | type   | holds                                              |
 | -------------------------------- | ------ | -------------------------------------------------- |
 | `<p>:{v:<pid>}:features`         | hash   | a visitor's features (models.features)             |
-| `<p>:{v:<pid>}:history`          | zset   | item id -> time of the latest interaction (capped) |
+| `<p>:{v:<pid>}:history`          | zset   | `<type code>:<item>` -> time of the latest (capped)|
 | `<p>:{v:<pid>}:consent`          | hash   | personalization / analytics -> 1 or 0              |
 | `<p>:{v:<pid>}:eids`             | zset   | event id -> arrival time (duplicate filter)        |
 | `<p>:{v:<pid>}:log`              | list   | stream ids of this profile's event-log entries     |
@@ -13,6 +13,8 @@
 | `<p>:{defs}:segments`            | hash   | segment name -> segment definition (JSON)          |
 | `<p>:{defs}:version`             | string | bumped on every definition change                  |
 | `<p>:items`                      | hash   | item id -> catalogue entry (JSON)                  |
+| `<p>:items:version`              | string | bumped on every catalogue change                   |
+| `<p>:models:active`              | hash   | artifact kind -> active version                    |
 | `<p>:events`                     | stream | the event log (capped, pseudonymized)              |
 | `<p>:erasures`                   | zset   | erased pid -> time; the archiver drops their rows  |
 
@@ -81,6 +83,14 @@ class Keys:
     @property
     def items(self) -> str:
         return f"{self.prefix}:items"
+
+    @property
+    def items_version(self) -> str:
+        return f"{self.prefix}:items:version"
+
+    @property
+    def active_models(self) -> str:
+        return f"{self.prefix}:models:active"
 
     @property
     def event_log(self) -> str:

@@ -23,6 +23,7 @@ from engine.store.keys import VISITOR_SUFFIXES
 from engine.store.scripts import LuaScript, with_script
 from models.events import Event, history_items
 from models.features import FeatureOp, FeatureValue, merge_rules, ops_for_event
+from models.interactions import parse_history_entry
 
 Consent = dict[str, bool]
 CONSENT_PURPOSES = ("personalization", "analytics")
@@ -61,10 +62,11 @@ class IngestCounts:
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """What decide and recommendations read: features and recent items, newest first."""
+    """What decide and recommendations read: features, and the recent interactions as
+    `(type, item_id)` newest first (an item viewed and bought appears twice)."""
 
     features: dict[bytes, bytes]
-    history: list[str]
+    history: list[tuple[str, str]]
 
 
 async def ingest_events(
@@ -151,7 +153,8 @@ async def read_profile(
         return None
     flat, history = reply[1], reply[2]
     pairs = iter(flat)
-    return Profile(dict(zip(pairs, pairs, strict=True)), [item.decode() for item in history])
+    entries = [parse_history_entry(entry.decode()) for entry in history]
+    return Profile(dict(zip(pairs, pairs, strict=True)), entries)
 
 
 async def set_consent(store: Store, pid: str, consent: Consent, ttl_s: int) -> None:
@@ -218,7 +221,7 @@ async def export_visitor(store: Store, pid: str) -> dict[str, Any]:
         "profile": profile.decode(),
         "consent": {k.decode(): v == b"1" for k, v in _pairs(consent)},
         "features": {k.decode(): v.decode() for k, v in _pairs(features)},
-        "history": [{"item_id": k.decode(), "ts": float(v)} for k, v in _pairs(history)],
+        "history": [_history_row(k.decode(), float(v)) for k, v in _pairs(history)],
         "merged_ids": sorted(alias.decode() for alias in aliases),
         "event_ids_seen": [{"event_id": k.decode(), "at": float(v)} for k, v in _pairs(seen)],
         "events": log,
@@ -228,3 +231,8 @@ async def export_visitor(store: Store, pid: str) -> dict[str, Any]:
 def _pairs(flat: Sequence[bytes]) -> Iterable[tuple[bytes, bytes]]:
     pairs = iter(flat)
     return zip(pairs, pairs, strict=True)
+
+
+def _history_row(entry: str, ts: float) -> dict[str, Any]:
+    kind, item_id = parse_history_entry(entry)
+    return {"item_id": item_id, "type": kind, "ts": ts}

@@ -205,7 +205,21 @@ async def test_history_keeps_the_latest_items_newest_first_and_capped(store: Sto
     await write_events(store, events, POLICY, now=NOW)
     profile = await read_profile(store, "a", personalization_default=True, history_n=10)
     assert profile is not None
-    assert profile.history == ["i2", "i6", "i5", "i4", "i3"]
+    assert [item for _, item in profile.history] == ["i2", "i6", "i5", "i4", "i3"]
+    assert {kind for kind, _ in profile.history} == {"page_view"}
+
+
+async def test_history_keeps_each_kind_of_interaction_with_an_item(store: Store) -> None:
+    events = [
+        view("a", NOW - 30, item_id="sku"),
+        ev("add_to_cart", "a", NOW - 20, item_id="sku"),
+        ev("purchase", "a", NOW - 10, items=[{"item_id": "sku", "price": 5.0, "qty": 1}]),
+        ev("impression", "a", NOW - 5, item_id="other"),  # shown is not interest
+    ]
+    await write_events(store, events, POLICY, now=NOW)
+    profile = await read_profile(store, "a", personalization_default=True, history_n=10)
+    assert profile is not None
+    assert profile.history == [("purchase", "sku"), ("add_to_cart", "sku"), ("page_view", "sku")]
 
 
 # --- identity -----------------------------------------------------------------------
@@ -252,7 +266,7 @@ async def test_identify_merges_the_anonymous_profile_into_the_customers(
     # histories interleave by time
     profile = await read_profile(store, "cust", personalization_default=True, history_n=10)
     assert profile is not None
-    assert profile.history == ["c2", "a2", "a1", "c1"]
+    assert [item for _, item in profile.history] == ["c2", "a2", "a1", "c1"]
     # the anonymous id now reads and writes the customer's profile
     assert await features(store, "anon") == f
     assert not redis_sync.exists(keys.visitor_features("anon"))

@@ -16,7 +16,16 @@ from starlette.middleware.cors import CORSMiddleware
 import engine
 from engine.api.errors import install_error_handlers
 from engine.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from engine.api.routes import decide, events, health, items, segment_report, visitors
+from engine.api.routes import (
+    decide,
+    events,
+    health,
+    items,
+    models,
+    recommendations,
+    segment_report,
+    visitors,
+)
 from engine.api.routes.definitions import segments_router, slots_router
 from engine.api.schemas.decide import DecideRequest
 from engine.api.schemas.definitions import SegmentIn, SlotIn
@@ -33,6 +42,7 @@ from engine.events.spool import EventSpool
 from engine.keyring import Keyring
 from engine.metrics import Metrics
 from engine.privacy.pseudonym import Pseudonymizer
+from engine.recs.registry import RecsRegistry
 from engine.services import Services
 from engine.settings import Settings, resolve_settings
 from engine.store.catalog import CatalogRepository
@@ -81,21 +91,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry = DefinitionRegistry(repository, settings.data_dir / SNAPSHOT_FILE)
         await registry.start()
         refresher = asyncio.create_task(registry.run(settings.definitions_refresh_ms / 1000))
+        catalog = CatalogRepository(store)
+        recs = RecsRegistry(
+            store,
+            catalog,
+            settings.artifacts_dir,
+            on_load_error=lambda kind: metrics.model_load_errors.labels(kind).inc(),
+        )
+        recs_poller = asyncio.create_task(recs.run(settings.models_refresh_ms / 1000))
         app.state.services = Services(
             settings=settings,
             store=store,
             definitions=repository,
             registry=registry,
-            catalog=CatalogRepository(store),
+            catalog=catalog,
             pseudonymize=Pseudonymizer(keyring.pseudonyms),
             signer=TokenSigner(keyring.tokens),
             metrics=metrics,
             api_keys=ApiKeys(settings.site_keys, admin_key),
             decision_ids=DecisionIds(),
             spool=EventSpool(settings.data_dir / SPOOL_DIR),
+            recs=recs,
         )
         services = app.state.services
-        background = [refresher, asyncio.create_task(_replay_spool(services))]
+        background = [refresher, recs_poller, asyncio.create_task(_replay_spool(services))]
         stop_archiving = asyncio.Event()
         if settings.archive_interval_s > 0:
             background.append(
@@ -131,8 +150,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         slots_router,
         segment_report.router,  # before /v1/segments/{name}, which would take "report"
         segments_router,
+        recommendations.router,  # before /v1/items/{item_id}, which is admin-only
         items.router,
         visitors.router,
+        models.router,
     ):
         app.include_router(router)
     install_error_handlers(app)

@@ -76,3 +76,15 @@ class DefinitionsNotLoaded(OmotenashiError):
 
     status = 503
     code = "definitions_not_loaded"
+
+
+class ModelNotLoaded(OmotenashiError):
+    """No model of the needed kind is active and loaded on this worker."""
+
+    status = 503
+    code = "model_not_loaded"
+
+
+class Conflict(OmotenashiError):
+    status = 409
+    code = "conflict"

@@ -66,6 +66,18 @@ class Metrics:
             "spooled events sent on to Redis",
             registry=self.registry,
         )
+        self.recommendations = Counter(
+            "omotenashi_recommendations_total",
+            "recommendation lists served, by source (trained, fold_in, popular...)",
+            ("source",),
+            registry=self.registry,
+        )
+        self.model_load_errors = Counter(
+            "omotenashi_model_load_errors_total",
+            "activated model versions a worker could not load (it kept the previous one)",
+            ("kind",),
+            registry=self.registry,
+        )
         self.redis_errors = Counter(
             "omotenashi_redis_errors_total",
             "failed Redis round trips by operation",
@@ -78,6 +90,9 @@ class Metrics:
 
     def count_decision(self, policy: str) -> None:
         self._child(self.decisions, policy).inc()
+
+    def count_recommendation(self, source: str) -> None:
+        self._child(self.recommendations, source).inc()
 
     def count_event(self, event_type: str) -> None:
         self._child(self.events, event_type).inc()

@@ -13,6 +13,7 @@ from engine.events.ingest import ingest_policy, write_events
 from engine.events.spool import EventSpool
 from engine.metrics import Metrics
 from engine.privacy.pseudonym import Pseudonymizer
+from engine.recs.registry import RecsRegistry
 from engine.settings import Settings
 from engine.store.catalog import CatalogRepository
 from engine.store.client import Store
@@ -34,6 +35,7 @@ class Services:
     api_keys: ApiKeys
     decision_ids: DecisionIds
     spool: EventSpool
+    recs: RecsRegistry
 
     async def write_events(self, events: Sequence[Event]) -> IngestCounts:
         """The one write path for accepted events (fresh ones and spool replays)."""

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.errors import ConfigError
+from models.interactions import INTERACTION_TYPES, InteractionType
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,17 @@ class Settings(BaseSettings):
     archive_interval_s: float = Field(
         default=0.0, ge=0.0, description="archive in the background this often; 0 = off"
     )
+    recs_exclude: Annotated[tuple[InteractionType, ...], NoDecode] = Field(
+        default=INTERACTION_TYPES,  # type: ignore[arg-type]
+        description="interactions whose items are not recommended again (comma-separated); "
+        "empty recommends seen items too",
+    )
+    recs_history: int = Field(
+        default=100, ge=0, le=1000, description="recent interactions read for fold-in/filters"
+    )
+    models_refresh_ms: int = Field(
+        default=2000, ge=100, le=60_000, description="how often workers look for a new model"
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_events_per_batch: int = Field(default=500, ge=1, le=10_000)
     redis_timeout_ms: int = Field(default=250, ge=10)
@@ -68,7 +80,7 @@ class Settings(BaseSettings):
         description="set by `omotenashi serve --workers N`; prometheus_client reads it too",
     )
 
-    @field_validator("site_keys", "cors_origins", mode="before")
+    @field_validator("site_keys", "cors_origins", "recs_exclude", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -67,6 +67,7 @@ class Profile:
 
     features: dict[bytes, bytes]
     history: list[tuple[str, str]]
+    pid: str  # the profile's: the customer's once an identify merged this visitor in
 
 
 async def ingest_events(
@@ -151,10 +152,10 @@ async def read_profile(
             )
     if not reply[0]:
         return None
-    flat, history = reply[1], reply[2]
+    flat, history, profile_pid = reply[1], reply[2], reply[3]
     pairs = iter(flat)
     entries = [parse_history_entry(entry.decode()) for entry in history]
-    return Profile(dict(zip(pairs, pairs, strict=True)), entries)
+    return Profile(dict(zip(pairs, pairs, strict=True)), entries, profile_pid.decode())
 
 
 async def set_consent(store: Store, pid: str, consent: Consent, ttl_s: int) -> None:

@@ -13,7 +13,7 @@ async def healthz() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", summary="Redis is reachable and definitions are loaded")
+@router.get("/readyz", summary="Redis is reachable, definitions and the active model loaded")
 async def readyz(services: ServicesDep) -> Response:
     redis_ok = await services.store.ping()
     current = services.registry.current
@@ -23,8 +23,13 @@ async def readyz(services: ServicesDep) -> Response:
         "definitions_version": None if current is None else current.version,
         "spooled_files": await services.spool.pending_files(),
         "spooled_events": await services.spool.pending_events(),
+        "recs_active": services.recs.active,
+        "recs_loaded": services.recs.version,
     }
-    ready = redis_ok and current is not None
+    # a worker still loading the first active model is not ready; one that failed to load
+    # a newer version keeps serving the older one and stays ready (the error is logged)
+    recs_ok = services.recs.active is None or services.recs.version is not None
+    ready = redis_ok and current is not None and recs_ok
     return json_response(
         {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
     )

@@ -1,7 +1,8 @@
 -- A visitor's profile for a decision or recommendation, in one round trip.
 -- KEYS[1]: the visitor's features key (declared for routing; the profile may be another).
 -- ARGV: base pid personalization_default history_n
--- Returns {0} without personalization consent, else {1, features (flat), history (newest first)}.
+-- Returns {0} without personalization consent, else
+-- {1, features (flat), history (newest first), the profile's pid (after identity merges)}.
 local base, pid = ARGV[1], ARGV[2]
 local function key(p, suffix)
   return base .. p .. '}:' .. suffix
@@ -25,4 +26,4 @@ local n = tonumber(ARGV[4])
 if n > 0 then
   history = redis.call('ZREVRANGE', key(profile, 'history'), 0, n - 1)
 end
-return {1, redis.call('HGETALL', key(profile, 'features')), history}
+return {1, redis.call('HGETALL', key(profile, 'features')), history, profile}

@@ -1,0 +1,60 @@
+"""`omotenashi models list|activate`: the same listing and switch as `/v1/models`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+import orjson
+
+from engine.cli.runtime import prepared_settings
+from engine.errors import OmotenashiError
+from engine.model_versions import activate_version, overview
+from engine.settings import Settings
+from engine.store.client import Store, connect
+from engine.store.keys import Keys
+
+
+def run(args: argparse.Namespace) -> int:
+    with prepared_settings() as settings:
+        try:
+            return asyncio.run(_run(settings, args))
+        except OmotenashiError as exc:
+            print(f"omotenashi: {exc.message}", file=sys.stderr)
+            return 2
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    assert settings.redis_url is not None
+    store = Store(connect(settings.redis_url, settings.redis_timeout_ms), Keys(settings.key_prefix))
+    try:
+        if args.models_command == "activate":
+            await activate_version(store, settings.artifacts_dir, args.kind, args.version)
+            print(f"{args.kind} {args.version} is active; workers switch within seconds")
+            return 0
+        found = await overview(store, settings.artifacts_dir)
+    finally:
+        await store.close()
+    if args.json:
+        sys.stdout.write(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(format_table(found))
+    return 0
+
+
+def format_table(found: dict[str, Any]) -> str:
+    lines = [f"{'kind':<7} {'version':<22} {'created':<26} {'algorithm':<9} ndcg@10  active"]
+    for kind, versions in found["versions"].items():
+        for v in versions:
+            manifest = v["manifest"]
+            ndcg = manifest.get("metrics", {}).get("model", {}).get("ndcg@10")
+            lines.append(
+                f"{kind:<7} {v['version']:<22} {v['created']:<26} "
+                f"{manifest.get('algorithm', '-'):<9} "
+                f"{'-' if ndcg is None else f'{ndcg:.4f}':<8} {'*' if v['active'] else ''}"
+            )
+    if len(lines) == 1:
+        lines.append("(no versions yet: omotenashi train recs ...)")
+    return "\n".join(lines)

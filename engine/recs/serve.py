@@ -1,0 +1,128 @@
+"""Serving recommendations: known visitors by their trained factors, new ones by fold-in
+from their live history, visitors without history by popularity.
+
+One read (features and history, in `read_profile`), then numpy: one matrix-vector
+product over the candidate rows, exclusions as index arrays, `argpartition`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from engine.recs.catalog_view import CatalogView
+from engine.recs.registry import RecsState
+from models.interactions import item_weights
+from models.recommender import RecsModel, top_n
+
+Source = Literal["trained", "fold_in", "popular", "popular_in_category"]
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendations:
+    item_ids: list[str]
+    scores: list[float | None]  # None: a catalogue item newer than the model (a filler)
+    source: Source
+    model_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorHistory:
+    """What the read gave: the profile's pid (after identity merges), its recent
+    `(type, item_id)` interactions, and its favourite category if any."""
+
+    profile_pid: str
+    interactions: Sequence[tuple[str, str]]
+    favourite_category: str | None = None
+
+
+def recommend(
+    state: RecsState,
+    visitor: VisitorHistory,
+    *,
+    n: int,
+    category: str | None = None,
+    exclude: Collection[str] = (),
+    exclude_types: Collection[str] = (),
+) -> Recommendations:
+    """Top `n` items for the visitor, filtered; fewer only if the catalogue has fewer."""
+    model, view = state.model, state.catalog
+    seen = [item for kind, item in visitor.interactions if kind in exclude_types]
+    banned_ids = {*exclude, *seen}
+    banned = model.rows_of(list(banned_ids))
+    user_row = model.user_row(visitor.profile_pid)
+    vector: np.ndarray | None = None
+    source: Source
+    if user_row is not None:
+        vector, source = model.user_factors[user_row], "trained"
+        if exclude_types:
+            banned = np.concatenate([banned, model.seen_rows(user_row)])
+    else:
+        weights = item_weights(visitor.interactions, model.event_weights)
+        rows = model.rows_of(list(weights))
+        if rows.size:
+            known = [item for item in weights if item in model.item_index]
+            values = np.array([weights[item] for item in known], dtype=np.float64)
+            vector, source = model.fold_in(rows, values), "fold_in"
+        else:
+            source = "popular"
+            if category is None and visitor.favourite_category in view.members:
+                category, source = visitor.favourite_category, "popular_in_category"
+    rows, scores = _rank(model, view, vector, category, banned, n)
+    item_ids = [str(i) for i in model.item_ids[rows].tolist()]
+    score_list: list[float | None] = [float(s) for s in scores.tolist()]
+    if len(item_ids) < n:
+        for item_id in view.fill(category):
+            if item_id not in banned_ids:
+                item_ids.append(item_id)
+                score_list.append(None)
+                if len(item_ids) == n:
+                    break
+    return Recommendations(item_ids, score_list, source, model.version)
+
+
+def similar_items(
+    state: RecsState, item_id: str, *, n: int, category: str | None = None
+) -> Recommendations | None:
+    """Items whose factors point the same way (cosine); None if the model lacks `item_id`."""
+    model, view = state.model, state.catalog
+    row = model.item_index.get(item_id)
+    if row is None:
+        return None
+    banned = np.array([row], dtype=np.int64)
+    candidates = view.candidates(category)
+    if candidates is None:
+        scores = model.similar_scores(row)
+        rows, best = top_n(scores, n, np.concatenate([banned, view.unavailable]))
+    else:
+        scores = model.similar_scores(row)[candidates]
+        positions, best = top_n(scores, n, np.flatnonzero(candidates == row))
+        rows = candidates[positions]
+    ids = [str(i) for i in model.item_ids[rows].tolist()]
+    return Recommendations(ids, [float(s) for s in best.tolist()], "trained", model.version)
+
+
+def _rank(
+    model: RecsModel,
+    view: CatalogView,
+    vector: np.ndarray | None,
+    category: str | None,
+    banned: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    candidates = view.candidates(category)
+    if candidates is None:
+        if vector is None:
+            scores = np.array(model.popularity, dtype=np.float32)
+        else:
+            scores = model.scores(vector)
+        return top_n(scores, n, np.concatenate([banned, view.unavailable]))
+    if vector is None:
+        scores = np.array(model.popularity[candidates], dtype=np.float32)
+    else:
+        scores = model.item_factors[candidates] @ vector
+    positions, best = top_n(scores, n, np.flatnonzero(np.isin(candidates, banned)))
+    return candidates[positions], best

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     recs_history: int = Field(
         default=100, ge=0, le=1000, description="recent interactions read for fold-in/filters"
     )
+    recs_index: Literal["exact", "hnsw"] = Field(
+        default="exact",
+        description="hnsw: use a model's approximate index (items.usearch) when it has one",
+    )
     models_refresh_ms: int = Field(
         default=2000, ge=100, le=60_000, description="how often workers look for a new model"
     )

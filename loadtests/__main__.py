@@ -1,5 +1,6 @@
 """python -m loadtests run --base-url URL --target decide --seconds N [--concurrency C]
-[--max-requests M] --json FILE;  python -m loadtests calibrate --seconds N"""
+[--max-requests M] --json FILE;  python -m loadtests calibrate --seconds N;
+python -m loadtests recs-model --artifacts-dir DIR [--items N --index]"""
 
 from __future__ import annotations
 
@@ -30,12 +31,22 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="alternate bare and target this many times (a steadier ratio)",
     )
+    model = commands.add_parser(
+        "recs-model",
+        help="train a synthetic recommender of load-test size into an artifacts folder",
+    )
+    model.add_argument("--artifacts-dir", type=Path, required=True)
+    model.add_argument("--items", type=int, default=100_000)
+    model.add_argument("--users", type=int, default=50_000)
+    model.add_argument("--index", action="store_true", help="also build the HNSW index")
     cal = commands.add_parser("calibrate", help="the generator's ceiling on a do-nothing server")
     for sub in (run_cmd, cal):
         sub.add_argument("--seconds", type=float, default=10.0)
         sub.add_argument("--concurrency", type=int, default=4)
         sub.add_argument("--max-requests", type=int, default=2_000_000)
     args = parser.parse_args(argv)
+    if args.command == "recs-model":
+        return _recs_model(args, parser)
     if args.max_requests > MAX_REQUESTS:
         parser.error(f"--max-requests is capped at {MAX_REQUESTS}")
 
@@ -62,6 +73,22 @@ def main(argv: list[str] | None = None) -> int:
     print(table(result))
     if args.json:
         args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def _recs_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The server's secret (OMOTENASHI_SECRET) pseudonymizes the trained visitors."""
+    from loadtests.recs_model import build
+
+    secret = os.environ.get("OMOTENASHI_SECRET")
+    if not secret:
+        parser.error("set OMOTENASHI_SECRET to the server's secret")
+    if not (1 <= args.items <= 2_000_000 and 1 <= args.users <= 2_000_000):
+        parser.error("--items and --users must be 1..2,000,000")
+    built = build(args.artifacts_dir, secret, args.items, args.users, args.index)
+    recall = "" if built.recall_at_10 is None else f", index recall@10 {built.recall_at_10:.3f}"
+    print(f"recs {built.version}: {args.items} items, {args.users} users{recall}")
+    print(f"built in {built.seconds:.1f} s under {args.artifacts_dir}")
     return 0
 
 

@@ -3,6 +3,7 @@ gives the request bytes to send. Adding a target is adding one entry to TARGETS.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -128,6 +129,70 @@ def events_requests(host: str, keys: Keys) -> list[bytes]:
     ]
 
 
+RECS_VISITORS = 400  # distinct visitors per kind, so no cache could serve a repeat
+RECS_CLICKS = 5
+CATALOGUE_BATCH = 1000
+
+
+def setup_recs(client: httpx.Client, keys: Keys) -> None:
+    """Activate the newest recommender (made by `python -m loadtests recs-model`), load
+    its items as the catalogue (1% unavailable, 20 categories) and give the fold-in
+    visitors a few clicks each."""
+    admin = {"X-Admin-Key": keys.admin}
+    listing = client.get("/v1/models", headers=admin)
+    listing.raise_for_status()
+    versions = listing.json()["versions"]["recs"]
+    if not versions:
+        raise ValueError("no recommender on the server: run python -m loadtests recs-model")
+    newest = versions[0]
+    n_items = int(newest["manifest"]["data"]["items"])
+    for start in range(0, n_items, CATALOGUE_BATCH):
+        batch = [
+            {
+                "item_id": recs_item(j),
+                "category": f"cat-{j % 20}",
+                "price": 10.0,
+                "available": j % 100 != 7,
+            }
+            for j in range(start, min(n_items, start + CATALOGUE_BATCH))
+        ]
+        client.put("/v1/items", headers=admin, json={"items": batch}).raise_for_status()
+    client.post(f"/v1/models/recs/{newest['version']}/activate", headers=admin).raise_for_status()
+    clicks = [
+        {"type": "click", "visitor_id": f"lt-f{i}", "item_id": recs_item((i * 7919 + k) % n_items)}
+        for i in range(RECS_VISITORS)
+        for k in range(RECS_CLICKS)
+    ]
+    for start in range(0, len(clicks), 500):
+        client.post(
+            "/v1/events",
+            headers={"X-Api-Key": keys.site},
+            json={"events": clicks[start : start + 500]},
+        ).raise_for_status()
+    for _ in range(100):  # workers poll for the new version every few seconds
+        ready = client.get("/readyz").json()["checks"]
+        if ready.get("recs_loaded") == newest["version"]:
+            return
+        time.sleep(0.1)
+    raise ValueError(f"the server did not load recs {newest['version']} within 10 s")
+
+
+def recs_item(row: int) -> str:
+    return f"it-{row}"
+
+
+def recs_requests(host: str, keys: Keys) -> list[bytes]:
+    """Half trained visitors, a quarter folding in their clicks, a quarter cold."""
+    headers = {"X-Api-Key": keys.site}
+    ids = [f"lt-u{i * 97}" for i in range(2 * RECS_VISITORS)]
+    ids += [f"lt-f{i}" for i in range(RECS_VISITORS)]
+    ids += [f"lt-c{i}" for i in range(RECS_VISITORS)]
+    return [
+        build_request("GET", f"/v1/recommendations?visitor_id={vid}&n=10", host, headers)
+        for vid in ids
+    ]
+
+
 @dataclass(frozen=True)
 class Target:
     setup: Callable[[httpx.Client, Keys], None]
@@ -138,4 +203,5 @@ class Target:
 TARGETS: dict[str, Target] = {
     "decide": Target(setup_decide, decide_requests),
     "events": Target(setup_events, events_requests, EVENTS_PER_BATCH),
+    "recs": Target(setup_recs, recs_requests),
 }

@@ -102,6 +102,7 @@ class RecsModel:
     item_index: dict[str, int] = field(default_factory=dict)
     yty: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float64))
     item_norms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    ann: Any = None  # a models.ann index when loaded with one
 
     def __post_init__(self) -> None:
         self.item_index = {str(item): row for row, item in enumerate(self.item_ids.tolist())}
@@ -275,8 +276,9 @@ def recs_manifest(
     }
 
 
-def load_recs(folder: Path) -> RecsModel:
-    """Memory-map a version folder, checking the manifest and the arrays' shapes."""
+def load_recs(folder: Path, *, with_index: bool = False) -> RecsModel:
+    """Memory-map a version folder, checking the manifest and the arrays' shapes; with
+    `with_index`, its approximate index too when it has one."""
     try:
         manifest: dict[str, Any] = orjson.loads((folder / MANIFEST).read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -288,9 +290,11 @@ def load_recs(folder: Path) -> RecsModel:
     arrays: dict[str, np.ndarray] = {}
     for name in ARRAYS:
         try:
-            arrays[name] = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            mapped = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"{folder}: {name}.npy: {exc}") from exc
+        # a plain ndarray over the same mapping: numpy.memmap's indexing is slow per call
+        arrays[name] = np.asarray(mapped)
     n_items, n_users = len(arrays["item_ids"]), len(arrays["user_pids"])
     expected = {
         "item_factors": (n_items,),
@@ -304,7 +308,7 @@ def load_recs(folder: Path) -> RecsModel:
             raise ArtifactError(f"{folder}: {name} has shape {arrays[name].shape}")
     if arrays["item_factors"].shape[1:] != arrays["user_factors"].shape[1:]:
         raise ArtifactError(f"{folder}: user and item factors differ in width")
-    return RecsModel(
+    model = RecsModel(
         version=str(manifest["version"]),
         manifest=manifest,
         item_ids=arrays["item_ids"],
@@ -316,3 +320,13 @@ def load_recs(folder: Path) -> RecsModel:
         seen_indices=arrays["seen_indices"],
         item_length_norm=arrays["item_length_norm"],
     )
+    if with_index:
+        from models.ann import open_index  # serving only: training never needs usearch
+
+        try:
+            model.ann = open_index(folder)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ArtifactError(f"{folder}: approximate index: {exc}") from exc
+        if model.ann is not None and len(model.ann) != n_items:
+            raise ArtifactError(f"{folder}: the index holds {len(model.ann)} items, not {n_items}")
+    return model

@@ -24,7 +24,10 @@ ALL = ""
 class CatalogView:
     catalog_version: int
     unavailable: np.ndarray  # rows the catalogue marks unavailable
+    blocked: np.ndarray  # bool per row: unavailable (a lookup, for candidate lists)
     members: dict[str, np.ndarray]  # category -> its available rows, ascending
+    popular: np.ndarray  # available rows, most popular first (ties: lower row)
+    popular_in: dict[str, np.ndarray]  # the same per category
     # category (ALL: any) -> available ids the model does not know
     newcomers: dict[str, tuple[str, ...]]
 
@@ -58,9 +61,17 @@ def build_view(model: RecsModel, version: int, raw_items: Mapping[bytes, bytes])
             unavailable.append(row)
         else:
             by_category.setdefault(category, []).append(row)
+    blocked = np.zeros(model.n_items, dtype=bool)
+    blocked[unavailable] = True
+    popularity = np.asarray(model.popularity)
+    by_popularity = np.lexsort((np.arange(model.n_items), -popularity))
+    members = {c: np.array(sorted(rows), dtype=np.int64) for c, rows in by_category.items()}
     return CatalogView(
         catalog_version=version,
-        unavailable=np.array(sorted(unavailable), dtype=np.int64),
-        members={c: np.array(sorted(rows), dtype=np.int64) for c, rows in by_category.items()},
+        unavailable=np.flatnonzero(blocked),
+        blocked=blocked,
+        members=members,
+        popular=by_popularity[~blocked[by_popularity]],
+        popular_in={c: rows[np.lexsort((rows, -popularity[rows]))] for c, rows in members.items()},
         newcomers={c: tuple(sorted(ids)) for c, ids in newcomers.items()},
     )

@@ -40,12 +40,15 @@ class RecsRegistry:
         store: Store,
         catalog: CatalogRepository,
         artifacts_dir: Path,
+        *,
+        with_index: bool = False,
         on_load_error: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._artifacts_dir = artifacts_dir
         self._on_load_error = on_load_error
+        self._with_index = with_index
         self._failed: str | None = None  # a version that failed: not retried every poll
         self.current: RecsState | None = None
         self.active: str | None = None  # the version Redis named at the last poll
@@ -63,9 +66,8 @@ class RecsRegistry:
             model = state.model
         else:
             try:
-                model = await asyncio.to_thread(
-                    load_recs, artifact_path(self._artifacts_dir, "recs", version)
-                )
+                folder = artifact_path(self._artifacts_dir, "recs", version)
+                model = await asyncio.to_thread(load_recs, folder, with_index=self._with_index)
             except ArtifactError as exc:
                 self._failed = version
                 self._on_load_error("recs")

@@ -15,9 +15,11 @@ import numpy as np
 
 from engine.recs.catalog_view import CatalogView
 from engine.recs.registry import RecsState
+from models.ann import search_rows
 from models.interactions import item_weights
 from models.recommender import RecsModel, top_n
 
+OVERFETCH = 10  # extra approximate candidates, so that a few filtered ones cost no fallback
 Source = Literal["trained", "fold_in", "popular", "popular_in_category"]
 
 
@@ -113,16 +115,44 @@ def _rank(
     banned: np.ndarray,
     n: int,
 ) -> tuple[np.ndarray, np.ndarray]:
+    if vector is None:
+        order = view.popular if category is None else view.popular_in.get(category)
+        if order is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        rows = _first_allowed(order, banned, n)
+        return rows, np.asarray(model.popularity[rows], dtype=np.float32)
     candidates = view.candidates(category)
     if candidates is None:
-        if vector is None:
-            scores = np.array(model.popularity, dtype=np.float32)
-        else:
-            scores = model.scores(vector)
-        return top_n(scores, n, np.concatenate([banned, view.unavailable]))
-    if vector is None:
-        scores = np.array(model.popularity[candidates], dtype=np.float32)
-    else:
-        scores = model.item_factors[candidates] @ vector
+        if model.ann is not None:
+            found = _rank_approximately(model, view, vector, banned, n)
+            if found is not None:
+                return found
+        return top_n(model.scores(vector), n, np.concatenate([banned, view.unavailable]))
+    scores = model.item_factors[candidates] @ vector
     positions, best = top_n(scores, n, np.flatnonzero(np.isin(candidates, banned)))
     return candidates[positions], best
+
+
+def _first_allowed(order: np.ndarray, banned: np.ndarray, n: int) -> np.ndarray:
+    """The first `n` rows of `order` not in `banned`: reads n + len(banned) rows at most."""
+    head = order[: n + banned.size]
+    if banned.size:
+        head = head[~np.isin(head, banned)]
+    return head[:n]
+
+
+def _rank_approximately(
+    model: RecsModel, view: CatalogView, vector: np.ndarray, banned: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Top-n from the HNSW index, rescored exactly; None when filters removed so many
+    of its candidates that fewer than n are left (the exact path then answers)."""
+    wanted = min(model.n_items, 2 * n + banned.size + OVERFETCH)
+    rows = search_rows(model.ann, vector, wanted)
+    rows = rows[~view.blocked[rows]]
+    if banned.size:
+        rows = rows[~np.isin(rows, banned, kind="sort")]
+    if rows.size < n:
+        return None
+    scores = model.item_factors[rows] @ vector
+    best, best_scores = top_n(scores, n)
+    return rows[best], best_scores

@@ -19,6 +19,7 @@ from engine.app import create_app
 from engine.decisions.tokens import TokenSigner
 from engine.keyring import Keyring
 from engine.settings import Settings
+from models.ann import add_index
 from tests.conftest import ADMIN, SECRET, SITE, client_for, make_settings
 from tests.support.recs_artifacts import (
     ITEMS_PER_CATEGORY,
@@ -310,3 +311,26 @@ async def test_a_visitor_who_refused_personalization_gets_popular_items(
     assert refused.status_code == 200
     body = (await recs(client, visitor_id=data.user_ids[0], n=3)).json()
     assert (body["source"], body["policy"]) == ("popular", "no_consent")
+
+
+async def test_with_the_approximate_index_trained_visitors_get_the_same_top_n(
+    redis_url: str, key_prefix: str, tmp_path: Path, artifacts: Path, data: PlantedData
+) -> None:
+    model = fit_als(data)
+    version = write_recs(artifacts, data, model, SECRET)
+    folder = artifacts / "recs" / version
+    assert add_index(folder, np.asarray(model.item_factors), np.asarray(model.user_factors)) == 1.0
+    settings = make_settings(
+        redis_url, key_prefix, tmp_path / "data", artifacts_dir=artifacts, recs_index="hnsw"
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application), client_for(application) as http:
+        await activate(http, application, version)
+        assert application.state.services.recs.current.model.ann is not None
+        for user in (4, 5, 6):
+            body = (await recs(http, visitor_id=data.user_ids[user], n=5)).json()
+            with threadpool_limits(1, "blas"):
+                ids, _ = model.recommend(
+                    user, data.user_items[user], N=5, filter_already_liked_items=True
+                )
+            assert [i["item_id"] for i in body["items"]] == [data.item_ids[i] for i in ids]

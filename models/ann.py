@@ -1,0 +1,85 @@
+"""An approximate inner-product index over item factors, for catalogues where exact
+scoring costs too much per request (100,000 items x 64 factors is ~2.5 ms of memory
+traffic per visitor; an HNSW search is ~50 us).
+
+The index is a usearch HNSW graph saved next to the factors (`items.usearch`) and
+memory-mapped by every worker (`view=True`), like the `.npy` arrays. Keys are item
+rows. It answers "which rows score highest"; scores are recomputed exactly from the
+factors, so a returned score is always the model's own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from usearch.index import Index
+
+INDEX_FILE = "items.usearch"
+CONNECTIVITY = 16
+EXPANSION_ADD = 128
+EXPANSION_SEARCH = 64  # recall@10 ~0.96 on ALS factors of 100k items (README)
+
+
+def build_index(item_factors: np.ndarray, threads: int = 0) -> Index:
+    factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+    index = Index(
+        ndim=factors.shape[1],
+        metric="ip",
+        dtype="f32",
+        connectivity=CONNECTIVITY,
+        expansion_add=EXPANSION_ADD,
+        expansion_search=EXPANSION_SEARCH,
+    )
+    index.add(np.arange(factors.shape[0], dtype=np.uint64), factors, threads=threads)
+    return index
+
+
+def add_index(
+    folder: Path, item_factors: np.ndarray, user_vectors: np.ndarray, sample: int = 500
+) -> float:
+    """Write the folder's index (aside, then renamed into place: a worker never opens
+    half a file) and return its recall@10 against exact scoring on up to `sample`
+    user vectors (NaN without users)."""
+    factors = np.asarray(item_factors, dtype=np.float32)
+    index = build_index(factors)
+    staging = folder / f".{INDEX_FILE}.tmp"
+    index.save(str(staging))
+    os.replace(staging, folder / INDEX_FILE)
+    if len(user_vectors) == 0:
+        return float("nan")
+    rows = np.random.default_rng(0).choice(
+        len(user_vectors), size=min(sample, len(user_vectors)), replace=False
+    )
+    return recall_at(index, factors, np.asarray(user_vectors)[np.sort(rows)])
+
+
+def open_index(folder: Path, expansion_search: int = EXPANSION_SEARCH) -> Index | None:
+    """The folder's index, memory-mapped; None if it has none."""
+    path = folder / INDEX_FILE
+    if not path.is_file():
+        return None
+    index = Index.restore(str(path), view=True)
+    if index is None:
+        raise ValueError(f"{path} is not a usearch index")
+    index.expansion_search = expansion_search  # type: ignore[misc]  # it has a setter
+    return index
+
+
+def search_rows(index: Index, user_vector: np.ndarray, count: int) -> np.ndarray:
+    """Up to `count` rows with (approximately) the highest inner product, best first."""
+    matches = index.search(np.ascontiguousarray(user_vector, dtype=np.float32), count)
+    keys: np.ndarray = matches.keys.astype(np.int64)
+    return keys
+
+
+def recall_at(
+    index: Index, item_factors: np.ndarray, user_vectors: np.ndarray, k: int = 10
+) -> float:
+    """Mean share of the exact top-k that the index returns in its top-k."""
+    hits = 0
+    for vector in user_vectors:
+        exact = np.argpartition(-(item_factors @ vector), k - 1)[:k]
+        hits += len(set(exact.tolist()) & set(search_rows(index, vector, k).tolist()))
+    return hits / (k * len(user_vectors))

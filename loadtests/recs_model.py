@@ -52,9 +52,8 @@ def synthetic_interactions(items: int, users: int, seed: int = 0) -> sp.csr_matr
     bounds = np.searchsorted(group[order], np.arange(GROUPS + 1))
     rows, cols = [], []
     for user in range(users):
-        members = np.concatenate(
-            [order[bounds[g] : bounds[g + 1]] for g in rng.integers(0, GROUPS, 2)]
-        )
+        groups = np.unique(rng.integers(0, GROUPS, 2))  # one group when both draws agree
+        members = np.concatenate([order[bounds[g] : bounds[g + 1]] for g in groups])
         weights = 1.0 / np.arange(1, members.size + 1) ** 0.8
         size = min(int(rng.integers(5, 40)), members.size)
         chosen = rng.choice(members, size=size, replace=False, p=weights / weights.sum())

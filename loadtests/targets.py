@@ -203,5 +203,5 @@ class Target:
 TARGETS: dict[str, Target] = {
     "decide": Target(setup_decide, decide_requests),
     "events": Target(setup_events, events_requests, EVENTS_PER_BATCH),
-    "recs": Target(setup_recs, recs_requests),
+    "recommendations": Target(setup_recs, recs_requests),
 }

@@ -33,6 +33,7 @@ from engine.api.schemas.events import EventBatch
 from engine.api.schemas.items import ItemBatch
 from engine.api.schemas.visitors import ConsentIn
 from engine.auth import ApiKeys
+from engine.background import pause
 from engine.decisions.registry import DefinitionRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
@@ -175,7 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _replay_spool(services: Services) -> None:
     """Send spooled events on whenever Redis answers again (runs for the app's life)."""
     while True:
-        await asyncio.sleep(SPOOL_REPLAY_INTERVAL_S)
+        await pause(SPOOL_REPLAY_INTERVAL_S)
         try:
             if services.store.circuit_open or not await services.spool.has_pending():
                 continue

@@ -210,7 +210,14 @@ def top_n(
     k = min(n, candidates)
     if k <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    rows = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
+    if k < scores.size:
+        rows = np.argpartition(-scores, k - 1)[:k]
+        cut = scores[rows].min()
+        if np.count_nonzero(scores == cut) > 1:  # ties at the cut: the lowest rows, always
+            better = np.flatnonzero(scores > cut)
+            rows = np.concatenate([better, np.flatnonzero(scores == cut)[: k - better.size]])
+    else:
+        rows = np.arange(scores.size)
     order = np.lexsort((rows, -scores[rows]))
     best = rows[order].astype(np.int64)
     return best, scores[best].astype(np.float32)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import ConfigError
+from models.artifacts import ARTIFACT_KINDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +63,47 @@ def build_parser() -> argparse.ArgumentParser:
     archive.add_argument(
         "--follow", action="store_true", help="keep archiving every few seconds until Ctrl-C"
     )
+    _add_model_commands(commands)
     return parser
+
+
+def _add_model_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`train`, `models`, `ope` and `items`: the models' offline side."""
+    train = commands.add_parser("train", help="train a model and save it as a versioned artifact")
+    from engine.cli.train import add_arguments as add_train_arguments
+
+    add_train_arguments(train)
+
+    models = commands.add_parser("models", help="list model versions, switch the active one")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    model_list = model_commands.add_parser("list", help="versions per kind, the active one marked")
+    model_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    activate = model_commands.add_parser(
+        "activate", help="make a version live; every worker switches within seconds"
+    )
+    activate.add_argument("kind", choices=ARTIFACT_KINDS)
+    activate.add_argument("version")
+    index = model_commands.add_parser(
+        "index",
+        help="build a recommender version's approximate index (served with "
+        "OMOTENASHI_RECS_INDEX=hnsw) and print its recall@10 against exact scoring",
+    )
+    index.add_argument("version")
+
+    ope = commands.add_parser(
+        "ope", help="estimate a policy's value off-policy from a logged bandit dataset"
+    )
+    from engine.cli.ope import add_arguments as add_ope_arguments
+
+    add_ope_arguments(ope)
+
+    items = commands.add_parser("items", help="the item catalogue")
+    item_commands = items.add_subparsers(dest="items_command", required=True, metavar="ACTION")
+    load = item_commands.add_parser(
+        "load", help="upsert items from JSON lines, CSV or a MovieLens item file"
+    )
+    load.add_argument("file", type=Path)
+    load.add_argument("--format", choices=("auto", "jsonl", "csv", "movielens"), default="auto")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,6 +132,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             from engine.cli.archive import run_archive
 
             return run_archive(args)
+        elif args.command == "train":
+            from engine.cli.train import run as run_train
+
+            return run_train(args)
+        elif args.command == "models":
+            from engine.cli.models import run as run_models
+
+            return run_models(args)
+        elif args.command == "ope":
+            from engine.cli.ope import run as run_ope
+
+            return run_ope(args)
+        elif args.command == "items":
+            from engine.cli.items import run as run_items
+
+            return run_items(args)
     except ConfigError as exc:
         print(f"omotenashi: {exc.message}", file=sys.stderr)
         return 2

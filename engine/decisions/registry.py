@@ -8,7 +8,6 @@ still knows the slots' defaults.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from engine.background import pause
 from engine.decisions.segments import Segment, compile_segment
 from engine.decisions.slots import Slot, compile_slot
 from engine.errors import OmotenashiError, StoreUnavailable
@@ -81,7 +81,7 @@ class DefinitionRegistry:
     async def run(self, interval_s: float) -> None:
         """Poll forever (the app's lifespan cancels it)."""
         while True:
-            await asyncio.sleep(interval_s)
+            await pause(interval_s)
             try:
                 await self.refresh()
             except StoreUnavailable:

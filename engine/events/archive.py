@@ -144,6 +144,9 @@ async def archive_forever(store: Store, root: Path, interval_s: float, stop: asy
             log.debug("another archiver holds %s; skipping this run", root)
         except Exception:
             log.exception("archive run failed; retrying in %.1fs", interval_s)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # see engine.background.pause
+            raise asyncio.CancelledError
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)
 

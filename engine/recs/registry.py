@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.background import pause
 from engine.errors import StoreUnavailable
 from engine.recs.catalog_view import CatalogView, build_view
 from engine.store.catalog import CatalogRepository
@@ -94,7 +95,7 @@ class RecsRegistry:
                 pass  # counted by the store; keep serving what we have
             except Exception:  # a dead poller would pin the old model silently
                 log.exception("recommender refresh failed; retrying")
-            await asyncio.sleep(interval_s)
+            await pause(interval_s)
 
     async def _poll(self) -> tuple[str | None, int]:
         keys = self._store.keys

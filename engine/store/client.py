@@ -30,13 +30,16 @@ CIRCUIT_COOLDOWN_S = 1.0
 
 
 def connect(url: str, timeout_ms: int) -> aioredis.Redis:
-    """A client with short timeouts and no hidden retries (callers decide what to do)."""
+    """A client with short timeouts and one retry, on a fresh connection, for a dropped
+    one only: after Redis restarts, every pooled connection is dead, and without it each
+    would fail one request and trip the circuit for everyone. Timeouts are not retried
+    (the command may have run; callers decide)."""
     timeout = timeout_ms / 1000
     client: aioredis.Redis = aioredis.Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         decode_responses=False,
         health_check_interval=0,
     )

@@ -152,6 +152,9 @@ def test_top_n_skips_excluded_and_minus_infinity_and_breaks_ties_by_row() -> Non
     assert best.tolist() == [5.0, 5.0, 2.0]
     rows, _ = top_n(scores.copy(), 10)
     assert rows.tolist() == [1, 2, 4, 5, 0]  # fewer candidates than asked: all of them
+    ties = np.array([3.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0], np.float32)
+    for _ in range(5):  # the rows tied at the cut are always the lowest ones
+        assert top_n(ties.copy(), 4)[0].tolist() == [0, 5, 1, 2]
 
 
 def test_unknown_pid_has_no_row_and_unknown_items_are_left_out(tmp_path: Path) -> None:

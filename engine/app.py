@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             catalog,
             settings.artifacts_dir,
             with_index=settings.recs_index == "hnsw",
+            index_ef=settings.recs_index_ef,
             on_load_error=lambda kind: metrics.model_load_errors.labels(kind).inc(),
         )
         recs_poller = asyncio.create_task(recs.run(settings.models_refresh_ms / 1000))

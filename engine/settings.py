@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.errors import ConfigError
+from models.ann import EXPANSION_SEARCH
 from models.interactions import INTERACTION_TYPES, InteractionType
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,12 @@ class Settings(BaseSettings):
     recs_index: Literal["exact", "hnsw"] = Field(
         default="exact",
         description="hnsw: use a model's approximate index (items.usearch) when it has one",
+    )
+    recs_index_ef: int = Field(
+        default=EXPANSION_SEARCH,
+        ge=10,
+        le=4096,
+        description="HNSW search breadth: higher finds more of the exact top-n, slower",
     )
     models_refresh_ms: int = Field(
         default=2000, ge=100, le=60_000, description="how often workers look for a new model"

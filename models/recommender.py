@@ -283,9 +283,10 @@ def recs_manifest(
     }
 
 
-def load_recs(folder: Path, *, with_index: bool = False) -> RecsModel:
+def load_recs(folder: Path, *, with_index: bool = False, index_ef: int = 0) -> RecsModel:
     """Memory-map a version folder, checking the manifest and the arrays' shapes; with
-    `with_index`, its approximate index too when it has one."""
+    `with_index`, its approximate index too when it has one (searched `index_ef` wide,
+    or at the index's default)."""
     try:
         manifest: dict[str, Any] = orjson.loads((folder / MANIFEST).read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -328,12 +329,14 @@ def load_recs(folder: Path, *, with_index: bool = False) -> RecsModel:
         item_length_norm=arrays["item_length_norm"],
     )
     if with_index:
-        from models.ann import open_index  # serving only: training never needs usearch
+        from models.ann import EXPANSION_SEARCH, open_index  # serving only
 
         try:
-            model.ann = open_index(folder)
+            model.ann = open_index(folder, index_ef or EXPANSION_SEARCH)
         except (OSError, ValueError, RuntimeError) as exc:
             raise ArtifactError(f"{folder}: approximate index: {exc}") from exc
-        if model.ann is not None and len(model.ann) != n_items:
-            raise ArtifactError(f"{folder}: the index holds {len(model.ann)} items, not {n_items}")
+        if model.ann is not None and (
+            len(model.ann) != n_items or model.ann.ndim != model.item_factors.shape[1] + 1
+        ):
+            raise ArtifactError(f"{folder}: the approximate index does not match the factors")
     return model

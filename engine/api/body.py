@@ -1,4 +1,5 @@
-"""JSON request bodies parsed by pydantic's Rust JSON parser, straight from bytes.
+"""Request bodies and query strings validated by pydantic, outside FastAPI's dependency
+machinery; JSON bodies go through pydantic's Rust JSON parser, straight from bytes.
 
 FastAPI's own body handling decodes with the stdlib `json` and validates in a second
 pass; on the decide hot path that was measurable, so routes read the body themselves
@@ -48,6 +49,35 @@ def validation_error(exc: ValidationError) -> MalformedRequest | InvalidInput:
     error = InvalidInput("; ".join(f"{d['loc']}: {d['msg']}" for d in details[:3]))
     error.details = details
     return error
+
+
+def parse_query(request: Request, model: type[M]) -> M:
+    """Query parameters validated by `model` (a repeated name keeps its last value).
+
+    FastAPI's per-parameter dependency solving cost more than the recommendation itself
+    on the hot path; routes declare the parameters for the docs with `query_params`."""
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def query_params(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` declaring `model`'s fields as query parameters."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    return {
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": name in required,
+                "description": field.pop("description", ""),
+                "schema": field,
+            }
+            for name, field in schema["properties"].items()
+        ]
+    }
 
 
 def describe_error(exc: ValidationError) -> str:

@@ -43,6 +43,7 @@ class RecsRegistry:
         artifacts_dir: Path,
         *,
         with_index: bool = False,
+        index_ef: int = 0,
         on_load_error: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self._store = store
@@ -50,6 +51,7 @@ class RecsRegistry:
         self._artifacts_dir = artifacts_dir
         self._on_load_error = on_load_error
         self._with_index = with_index
+        self._index_ef = index_ef
         self._failed: str | None = None  # a version that failed: not retried every poll
         self.current: RecsState | None = None
         self.active: str | None = None  # the version Redis named at the last poll
@@ -68,7 +70,9 @@ class RecsRegistry:
         else:
             try:
                 folder = artifact_path(self._artifacts_dir, "recs", version)
-                model = await asyncio.to_thread(load_recs, folder, with_index=self._with_index)
+                model = await asyncio.to_thread(
+                    load_recs, folder, with_index=self._with_index, index_ef=self._index_ef
+                )
             except ArtifactError as exc:
                 self._failed = version
                 self._on_load_error("recs")

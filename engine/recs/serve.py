@@ -7,7 +7,7 @@ product over the candidate rows, exclusions as index arrays, `argpartition`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,11 +15,10 @@ import numpy as np
 
 from engine.recs.catalog_view import CatalogView
 from engine.recs.registry import RecsState
-from models.ann import search_rows
+from models.ann import CANDIDATES, search_rows
 from models.interactions import item_weights
 from models.recommender import RecsModel, top_n
 
-OVERFETCH = 10  # extra approximate candidates, so that a few filtered ones cost no fallback
 Source = Literal["trained", "fold_in", "popular", "popular_in_category"]
 
 
@@ -34,11 +33,12 @@ class Recommendations:
 @dataclass(frozen=True, slots=True)
 class VisitorHistory:
     """What the read gave: the profile's pid (after identity merges), its recent
-    `(type, item_id)` interactions, and its favourite category if any."""
+    `(type, item_id)` interactions, and how to find its favourite category (asked
+    only for a cold start)."""
 
     profile_pid: str
     interactions: Sequence[tuple[str, str]]
-    favourite_category: str | None = None
+    favourite_category: Callable[[], str | None] = lambda: None
 
 
 def recommend(
@@ -71,8 +71,9 @@ def recommend(
             vector, source = model.fold_in(rows, values), "fold_in"
         else:
             source = "popular"
-            if category is None and visitor.favourite_category in view.members:
-                category, source = visitor.favourite_category, "popular_in_category"
+            favourite = visitor.favourite_category() if category is None else None
+            if favourite in view.members:
+                category, source = favourite, "popular_in_category"
     rows, scores = _rank(model, view, vector, category, banned, n)
     item_ids = [str(i) for i in model.item_ids[rows].tolist()]
     score_list: list[float | None] = [float(s) for s in scores.tolist()]
@@ -146,7 +147,7 @@ def _rank_approximately(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Top-n from the HNSW index, rescored exactly; None when filters removed so many
     of its candidates that fewer than n are left (the exact path then answers)."""
-    wanted = min(model.n_items, 2 * n + banned.size + OVERFETCH)
+    wanted = min(model.n_items, max(CANDIDATES, 2 * n) + banned.size)
     rows = search_rows(model.ann, vector, wanted)
     rows = rows[~view.blocked[rows]]
     if banned.size:

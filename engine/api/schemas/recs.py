@@ -2,7 +2,46 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CATEGORY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MAX_EXCLUDE = 100
+
+
+class RecommendationsQuery(BaseModel):
+    """What an app asks for: n items for this visitor, optionally within a category."""
+
+    model_config = ConfigDict(extra="ignore")  # cache busters and trackers are harmless
+
+    visitor_id: str = Field(min_length=1, max_length=256, description="the client's visitor id")
+    n: int = Field(default=10, ge=1, le=100, description="how many items")
+    category: str | None = Field(default=None, pattern=CATEGORY, description="only this one")
+    exclude: str | None = Field(
+        default=None,
+        max_length=MAX_EXCLUDE * 129,
+        description=f"comma-separated item ids not to recommend (at most {MAX_EXCLUDE})",
+    )
+
+    @field_validator("exclude")
+    @classmethod
+    def _at_most(cls, value: str | None) -> str | None:
+        if value is not None:
+            ids = [part for part in value.split(",") if part.strip()]
+            if len(ids) > MAX_EXCLUDE or any(len(i.strip()) > 128 for i in ids):
+                raise ValueError(f"at most {MAX_EXCLUDE} ids of up to 128 characters")
+        return value
+
+    def excluded(self) -> list[str]:
+        if not self.exclude:
+            return []
+        return [part for part in (p.strip() for p in self.exclude.split(",")) if part]
+
+
+class SimilarQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    n: int = Field(default=10, ge=1, le=100, description="how many items")
+    category: str | None = Field(default=None, pattern=CATEGORY, description="only this one")
 
 
 class ScoredItem(BaseModel):

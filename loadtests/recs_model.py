@@ -28,6 +28,7 @@ from models.recommender import WeightingParams, recs_manifest, save_recs, weight
 
 GROUPS = 200
 FACTORS = 64
+TOP_K = 100  # as `omotenashi train recs` precomputes by default
 
 
 def item_id(row: int) -> str:
@@ -90,6 +91,7 @@ def build(root: Path, secret: str, items: int, users: int, index: bool) -> Built
             seen=matrix,
             popularity=np.asarray((matrix > 0).sum(axis=0)).ravel(),
             item_length_norm=length_norm,
+            top_k=TOP_K,
         )
         if index:
             # the manifest is written after the files: the recall goes into it

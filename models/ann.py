@@ -82,7 +82,7 @@ def search_rows(index: Index, user_vector: np.ndarray, count: int) -> np.ndarray
     """Up to `count` rows with (approximately) the highest inner product, best first."""
     query = np.zeros(len(user_vector) + 1, dtype=np.float32)
     query[:-1] = user_vector
-    matches = index.search(query, count)
+    matches = index.search(query, count, threads=1)  # the default pool spins on 2 cores
     keys: np.ndarray = matches.keys.astype(np.int64)
     return keys
 

@@ -102,6 +102,7 @@ class RecsModel:
     item_index: dict[str, int] = field(default_factory=dict)
     yty: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float64))
     item_norms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    user_top: np.ndarray | None = None  # (users, K) rows by score, seen left out, -1 pads
     ann: Any = None  # a models.ann index when loaded with one
 
     def __post_init__(self) -> None:
@@ -223,6 +224,41 @@ def top_n(
     return best, scores[best].astype(np.float32)
 
 
+def precompute_top(
+    item_factors: np.ndarray,
+    user_factors: np.ndarray,
+    seen: sp.csr_matrix,
+    k: int,
+    chunk: int = 1024,
+) -> np.ndarray:
+    """Each user's `k` best rows by score, best first (ties by lower row), leaving out
+    their training interactions; -1 where a user has fewer unseen items than `k`.
+
+    Serving a known user is then a walk down this list (live exclusions and filters
+    applied, scores recomputed exactly), not a pass over the catalogue: exact results
+    for the cost of k rows. One matrix product and one argpartition per chunk of users.
+    """
+    n_users, n_items = user_factors.shape[0], item_factors.shape[0]
+    k = min(k, n_items)
+    top = np.full((n_users, k), -1, dtype=np.int32)
+    seen = seen.tocsr()
+    for start in range(0, n_users, chunk):
+        stop = min(start + chunk, n_users)
+        scores = np.asarray(user_factors[start:stop] @ item_factors.T, dtype=np.float32)
+        block = seen[start:stop].tocoo()
+        scores[block.row, block.col] = -np.inf
+        if k < n_items:
+            rows = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        else:
+            rows = np.broadcast_to(np.arange(n_items), scores.shape).copy()
+        values = np.take_along_axis(scores, rows, axis=1)
+        order = np.lexsort((rows, -values), axis=1)
+        rows = np.take_along_axis(rows, order, axis=1)
+        values = np.take_along_axis(values, order, axis=1)
+        top[start:stop] = np.where(np.isfinite(values), rows, -1)
+    return top
+
+
 def save_recs(
     folder: Path,
     *,
@@ -233,9 +269,11 @@ def save_recs(
     seen: sp.csr_matrix,
     popularity: np.ndarray,
     item_length_norm: np.ndarray,
+    top_k: int = 0,
 ) -> None:
     """Write the arrays of a version folder; users are stored sorted by pid, with their
-    factors and training interactions in the same order (lookup by binary search)."""
+    factors and training interactions in the same order (lookup by binary search).
+    With `top_k`, each user's best `top_k` unseen items too (`precompute_top`)."""
     pids = np.asarray(user_pids, dtype=np.bytes_)
     order = np.argsort(pids, kind="stable")
     if np.any(pids[order][1:] == pids[order][:-1]):
@@ -254,6 +292,10 @@ def save_recs(
     }
     if arrays["item_factors"].shape[0] != len(arrays["item_ids"]):
         raise ValueError("one item factor row per item id")
+    if top_k > 0:
+        arrays["user_top"] = precompute_top(
+            arrays["item_factors"], arrays["user_factors"], seen, top_k
+        )
     for name, array in arrays.items():
         np.save(folder / f"{name}.npy", array, allow_pickle=False)
 
@@ -304,6 +346,11 @@ def load_recs(folder: Path, *, with_index: bool = False, index_ef: int = 0) -> R
         # a plain ndarray over the same mapping: numpy.memmap's indexing is slow per call
         arrays[name] = np.asarray(mapped)
     n_items, n_users = len(arrays["item_ids"]), len(arrays["user_pids"])
+    user_top = None
+    if (folder / "user_top.npy").is_file():
+        user_top = np.asarray(np.load(folder / "user_top.npy", mmap_mode="r", allow_pickle=False))
+        if user_top.ndim != 2 or user_top.shape[0] != n_users:
+            raise ArtifactError(f"{folder}: user_top has shape {user_top.shape}")
     expected = {
         "item_factors": (n_items,),
         "user_factors": (n_users,),
@@ -327,6 +374,7 @@ def load_recs(folder: Path, *, with_index: bool = False, index_ef: int = 0) -> R
         seen_indptr=arrays["seen_indptr"],
         seen_indices=arrays["seen_indices"],
         item_length_norm=arrays["item_length_norm"],
+        user_top=user_top,
     )
     if with_index:
         from models.ann import EXPANSION_SEARCH, open_index  # serving only

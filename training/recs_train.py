@@ -315,6 +315,7 @@ def save_trained(
     *,
     event_weights: Mapping[str, float],
     data: Mapping[str, Any],
+    top_k: int = 0,
 ) -> str:
     """Write the artifact (`root/recs/<version>/`) and return its version. `data`
     describes the source (path, format, how user ids were made); counts are added."""
@@ -330,6 +331,7 @@ def save_trained(
             seen=trained.seen,
             popularity=trained.popularity,
             item_length_norm=trained.item_length_norm,
+            top_k=top_k,
         )
 
     manifest = recs_manifest(

@@ -102,6 +102,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     recs.add_argument("--seed", type=int, help=f"random seed (default {als.seed})")
     recs.add_argument("--device", choices=DEVICES, default="cpu")
     recs.add_argument(
+        "--precompute-top",
+        type=int,
+        default=100,
+        metavar="K",
+        help="save each trained user's K best unseen items, so serving them is a short "
+        "walk instead of a pass over the catalogue (0: off; costs users x items work)",
+    )
+    recs.add_argument(
         "--eval",
         choices=EVALUATIONS,
         help="hold out each user's latest interaction, fit on the rest, report top-10 metrics",
@@ -156,6 +164,7 @@ def run_recs(args: argparse.Namespace) -> int:
         trained,
         event_weights=event_weights,
         data=_source(args),
+        top_k=max(args.precompute_top, 0),
     )
     _report(trained, version, settings)
     if args.metrics_json is not None:

@@ -26,6 +26,8 @@ class CatalogView:
     unavailable: np.ndarray  # rows the catalogue marks unavailable
     blocked: np.ndarray  # bool per row: unavailable (a lookup, for candidate lists)
     members: dict[str, np.ndarray]  # category -> its available rows, ascending
+    category_of: np.ndarray  # int32 per row: index into `categories`, -1 if not listed
+    categories: dict[str, int]
     popular: np.ndarray  # available rows, most popular first (ties: lower row)
     popular_in: dict[str, np.ndarray]  # the same per category
     # category (ALL: any) -> available ids the model does not know
@@ -66,11 +68,17 @@ def build_view(model: RecsModel, version: int, raw_items: Mapping[bytes, bytes])
     popularity = np.asarray(model.popularity)
     by_popularity = np.lexsort((np.arange(model.n_items), -popularity))
     members = {c: np.array(sorted(rows), dtype=np.int64) for c, rows in by_category.items()}
+    categories = {c: code for code, c in enumerate(sorted(members))}
+    category_of = np.full(model.n_items, -1, dtype=np.int32)
+    for name, rows in members.items():
+        category_of[rows] = categories[name]
     return CatalogView(
         catalog_version=version,
         unavailable=np.flatnonzero(blocked),
         blocked=blocked,
         members=members,
+        category_of=category_of,
+        categories=categories,
         popular=by_popularity[~blocked[by_popularity]],
         popular_in={c: rows[np.lexsort((rows, -popularity[rows]))] for c, rows in members.items()},
         newcomers={c: tuple(sorted(ids)) for c, ids in newcomers.items()},

@@ -54,15 +54,21 @@ def recommend(
     model, view = state.model, state.catalog
     seen = [item for kind, item in visitor.interactions if kind in exclude_types]
     banned_ids = {*exclude, *seen}
-    banned = model.rows_of(list(banned_ids))
+    live_banned = model.rows_of(list(banned_ids))
     user_row = model.user_row(visitor.profile_pid)
-    vector: np.ndarray | None = None
+    ranked: tuple[np.ndarray, np.ndarray] | None = None
     source: Source
     if user_row is not None:
         vector, source = model.user_factors[user_row], "trained"
-        if exclude_types:
-            banned = np.concatenate([banned, model.seen_rows(user_row)])
+        if model.user_top is not None and exclude_types:
+            ranked = _rank_known(model, view, user_row, vector, category, live_banned, n)
+        if ranked is None:
+            banned = live_banned
+            if exclude_types:
+                banned = np.concatenate([live_banned, model.seen_rows(user_row)])
+            ranked = _rank(model, view, vector, category, banned, n)
     else:
+        vector = None
         weights = item_weights(visitor.interactions, model.event_weights)
         rows = model.rows_of(list(weights))
         if rows.size:
@@ -74,7 +80,8 @@ def recommend(
             favourite = visitor.favourite_category() if category is None else None
             if favourite in view.members:
                 category, source = favourite, "popular_in_category"
-    rows, scores = _rank(model, view, vector, category, banned, n)
+        ranked = _rank(model, view, vector, category, live_banned, n)
+    rows, scores = ranked
     item_ids = [str(i) for i in model.item_ids[rows].tolist()]
     score_list: list[float | None] = [float(s) for s in scores.tolist()]
     if len(item_ids) < n:
@@ -132,6 +139,37 @@ def _rank(
     scores = model.item_factors[candidates] @ vector
     positions, best = top_n(scores, n, np.flatnonzero(np.isin(candidates, banned)))
     return candidates[positions], best
+
+
+def _rank_known(
+    model: RecsModel,
+    view: CatalogView,
+    user_row: int,
+    vector: np.ndarray,
+    category: str | None,
+    banned: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A trained visitor's precomputed best items (training interactions already out),
+    filtered and rescored; None when filters left fewer than n of a full list (the
+    catalogue may hold more: the general path answers)."""
+    assert model.user_top is not None
+    listed = model.user_top[user_row]
+    complete = listed[-1] < 0  # padded: every unseen item is in the list
+    candidates = listed[listed >= 0].astype(np.int64)
+    keep = ~view.blocked[candidates]
+    if category is not None:
+        code = view.categories.get(category)
+        if code is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        keep &= view.category_of[candidates] == code
+    if banned.size:
+        keep &= ~np.isin(candidates, banned)
+    candidates = candidates[keep]
+    if candidates.size < n and not complete:
+        return None
+    best = candidates[:n]
+    return best, np.asarray(model.item_factors[best] @ vector, dtype=np.float32)
 
 
 def _first_allowed(order: np.ndarray, banned: np.ndarray, n: int) -> np.ndarray:

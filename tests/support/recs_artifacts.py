@@ -60,8 +60,11 @@ def fit_als(data: PlantedData, *, factors: int = 8, seed: int = 1) -> Alternatin
     return model
 
 
-def write_recs(root: Path, data: PlantedData, model: AlternatingLeastSquares, secret: str) -> str:
-    """An artifact as training writes it; returns the version."""
+def write_recs(
+    root: Path, data: PlantedData, model: AlternatingLeastSquares, secret: str, top_k: int = 0
+) -> str:
+    """An artifact as training writes it (with `top_k`, each user's best items
+    precomputed); returns the version."""
     pseudonymize = Pseudonymizer(Keyring.from_secret(secret).pseudonyms)
     weighting = WeightingParams("none")
     _, length_norm = weight_matrix(data.user_items, weighting)
@@ -76,6 +79,7 @@ def write_recs(root: Path, data: PlantedData, model: AlternatingLeastSquares, se
             seen=data.user_items,
             popularity=np.asarray((data.user_items > 0).sum(axis=0)).ravel(),
             item_length_norm=length_norm,
+            top_k=top_k,
         )
 
     manifest = recs_manifest(

@@ -17,6 +17,7 @@ from models.recommender import (
     RecsModel,
     WeightingParams,
     load_recs,
+    precompute_top,
     recs_manifest,
     save_recs,
     top_n,
@@ -120,6 +121,27 @@ def test_top_n_for_a_trained_user_equals_implicits_recommend(tmp_path: Path) -> 
         ids, theirs = als.recommend(user, raw[user], N=10, filter_already_liked_items=True)
         np.testing.assert_array_equal(rows, ids)
         np.testing.assert_allclose(scores, theirs, rtol=1e-5)
+
+
+def test_precomputed_top_lists_equal_implicits_recommend(tmp_path: Path) -> None:
+    raw = interactions()
+    als = AlternatingLeastSquares(factors=8, iterations=5, random_state=4)
+    als.fit(raw, show_progress=False)
+    top = precompute_top(
+        np.asarray(als.item_factors), np.asarray(als.user_factors), raw, 12, chunk=7
+    )
+    assert top.shape == (60, 12)
+    ids, _ = als.recommend(np.arange(60), raw, N=12, filter_already_liked_items=True)
+    np.testing.assert_array_equal(top, ids)
+    # a user who has seen all but 3 items gets 3 rows and -1 padding
+    crowded = raw.tolil()
+    crowded[0, :3] = 0.0
+    crowded[0, 3:] = 1.0
+    seen = crowded.tocsr()
+    seen.eliminate_zeros()
+    short = precompute_top(np.asarray(als.item_factors), np.asarray(als.user_factors), seen, 12)
+    assert sorted(short[0][:3].tolist()) == [0, 1, 2]
+    assert short[0][3:].tolist() == [-1] * 9
 
 
 def test_bpr_scores_include_the_item_bias(tmp_path: Path) -> None:

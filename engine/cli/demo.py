@@ -2,12 +2,14 @@
 
 Starts the service (embedded Redis unless REDIS_URL is set), loads the demo shop
 through the admin API, drives simulated shoppers through the public API, prints what
-happened, then keeps serving until Ctrl-C.
+happened, trains a recommender on their events and shows what it recommends, then
+keeps serving until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 
 import httpx
@@ -16,8 +18,13 @@ import uvicorn
 
 from engine.app import create_app
 from engine.cli.runtime import configure_logging, prepared_settings
+from engine.events.archive import archive_once
 from engine.settings import Settings
+from engine.store.client import Store
+from models.interactions import DEFAULT_WEIGHTS
 from training import demo_shop
+from training.interactions import from_archive
+from training.recs_train import RecsParams, encode, save_trained, train_recs
 from training.simulator import Simulator
 from training.traffic import TrafficTally, drive
 
@@ -39,8 +46,9 @@ async def _demo(
     seed: int,
     exit_after_traffic: bool,
 ) -> None:
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         access_log=False,
@@ -66,7 +74,9 @@ async def _demo(
         tally = await drive(
             client, simulator, shoppers, list(demo_shop.SLOTS), site_key=site_key, seconds=seconds
         )
-    print(render_report(tally))
+        print(render_report(tally))
+        store: Store = app.state.services.store
+        print(await train_and_recommend(client, store, settings, [s.visitor_id for s in shoppers]))
     print(render_next_steps(base, site_key, admin_key))
     if exit_after_traffic:
         server.should_exit = True
@@ -82,6 +92,50 @@ async def load_shop(client: httpx.AsyncClient, admin_key: str) -> None:
         (await client.put(f"/v1/slots/{name}", headers=headers, json=slot)).raise_for_status()
     items = demo_shop.catalogue()
     (await client.put("/v1/items", headers=headers, json={"items": items})).raise_for_status()
+
+
+async def train_and_recommend(
+    client: httpx.AsyncClient, store: Store, settings: Settings, visitors: list[str]
+) -> str:
+    """The offline loop, end to end: archive the traffic's events, train the recommender
+    on them, activate it through the API, and show what it recommends."""
+    started = time.perf_counter()
+    run = await archive_once(store, settings.archive_path)
+    interactions = from_archive(settings.archive_path)
+    params = RecsParams(factors=16, iterations=10, regularization=0.1)
+
+    def train() -> str:
+        trained = train_recs(encode(interactions), params, evaluate=False)
+        return save_trained(
+            settings.artifacts_dir,
+            trained,
+            event_weights=DEFAULT_WEIGHTS,
+            data={"source": str(settings.archive_path), "format": "events (demo traffic)"},
+            top_k=100,
+        )
+
+    version = await asyncio.to_thread(train)  # the server shares this event loop
+    admin = {"X-Admin-Key": settings.admin_key.get_secret_value() if settings.admin_key else ""}
+    (await client.post(f"/v1/models/recs/{version}/activate", headers=admin)).raise_for_status()
+    for _ in range(100):  # workers look for a new version every OMOTENASHI_MODELS_REFRESH_MS
+        if (await client.get("/readyz")).json()["checks"].get("recs_loaded") == version:
+            break
+        await asyncio.sleep(0.1)
+    lines = [
+        "",
+        f"recommender: archived {run.rows_written} events, trained ALS on "
+        f"{len(interactions)} visitor-item interactions, version {version} is live "
+        f"({time.perf_counter() - started:.1f} s)",
+    ]
+    site = {"X-Api-Key": settings.site_keys[0]}
+    for visitor_id in [*visitors[:2], "someone-new"]:
+        response = await client.get(
+            "/v1/recommendations", headers=site, params={"visitor_id": visitor_id, "n": 5}
+        )
+        body = response.json()
+        items = ", ".join(item["item_id"] for item in body.get("items", [])) or "-"
+        lines.append(f"  {visitor_id:<16} ({body.get('source', response.status_code)}): {items}")
+    return "\n".join(lines)
 
 
 def render_report(tally: TrafficTally) -> str:
@@ -139,5 +193,7 @@ The engine keeps serving at {base}  (Ctrl-C stops it)
   events        curl -s {base}/v1/events -H 'X-Api-Key: {site_key}' \\
                   -H 'Content-Type: application/json' \\
                   -d '{event_body}'
+  recommend     curl -s '{base}/v1/recommendations?visitor_id=me&n=5' -H 'X-Api-Key: {site_key}'
+  models        curl -s {base}/v1/models -H 'X-Admin-Key: {admin_key}'
   a slot        curl -s {base}/v1/slots/home_hero -H 'X-Admin-Key: {admin_key}'
 """

@@ -28,6 +28,7 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     }
     env.update(
         OMOTENASHI_DATA_DIR=str(data_dir),
+        OMOTENASHI_ARTIFACTS_DIR=str(data_dir.parent / "artifacts"),
         OMOTENASHI_SITE_KEYS=SITE_KEY,
         OMOTENASHI_ADMIN_KEY=ADMIN_KEY,
         OMOTENASHI_SECRET=SECRET,
@@ -173,6 +174,11 @@ def test_demo_drives_traffic_and_reports(tmp_path: Path) -> None:
     assert "sports_fan" in out
     assert "events accepted" in out
     assert f"http://127.0.0.1:{port}/docs" in out
+    # the offline loop ran: the traffic was archived, a recommender trained and served
+    assert "recommender: archived" in out
+    assert "(trained):" in out
+    assert "someone-new      (popular)" in out
+    assert list((tmp_path / "artifacts" / "recs").iterdir())
     assert (tmp_path / "data" / "secrets.json").exists()
     assert (tmp_path / "data" / "redis.db").exists()
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import orjson
 import scipy.sparse as sp
+from scipy.linalg.lapack import dposv
 
 from models.artifacts import MANIFEST, ArtifactError
 
@@ -100,7 +101,7 @@ class RecsModel:
     seen_indices: np.ndarray
     item_length_norm: np.ndarray
     item_index: dict[str, int] = field(default_factory=dict)
-    yty: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float64))
+    gram: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float64))
     item_norms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     user_top: np.ndarray | None = None  # (users, K) rows by score, seen left out, -1 pads
     ann: Any = None  # a models.ann index when loaded with one
@@ -108,7 +109,10 @@ class RecsModel:
     def __post_init__(self) -> None:
         self.item_index = {str(item): row for row, item in enumerate(self.item_ids.tolist())}
         latent = self._latent(self.item_factors).astype(np.float64)
-        self.yty = latent.T @ latent
+        # YtY + lambda*I, the part of every fold-in's system that does not depend on
+        # the visitor: computed once per model, not per request
+        regularization = float(self.manifest["params"]["regularization"])
+        self.gram = latent.T @ latent + regularization * np.eye(latent.shape[1])
         norms = np.linalg.norm(self.item_factors, axis=1).astype(np.float32)
         self.item_norms = np.where(norms > 0, norms, 1.0).astype(np.float32)
 
@@ -173,10 +177,14 @@ class RecsModel:
         confidence = _confidence(summed, self.item_length_norm[unique], idf, self.weighting)
         confidence = confidence * float(self.params.get("alpha", 1.0))
         y = latent_factors[unique].astype(np.float64)
-        a = self.yty + float(self.params["regularization"]) * np.eye(k)
-        a += y.T @ ((confidence - 1.0)[:, None] * y)
+        a = self.gram + y.T @ ((confidence - 1.0)[:, None] * y)
         b = y.T @ confidence
-        return self._with_bias(np.linalg.solve(a, b).astype(np.float32))
+        # positive definite whenever lambda > 0 (confidences are >= 0): Cholesky, via
+        # LAPACK directly (numpy's general solve costs half as much again per call)
+        _, x, info = dposv(a, b)
+        if info != 0:
+            x = np.linalg.lstsq(a, b, rcond=None)[0]
+        return self._with_bias(np.asarray(x, dtype=np.float32))
 
     # -- ranking ----------------------------------------------------------------
     def scores(self, user_vector: np.ndarray) -> np.ndarray:

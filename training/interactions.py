@@ -24,7 +24,6 @@ that costs about a second per million rows, which an offline job can afford.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 from collections.abc import Callable, Mapping
@@ -39,6 +38,7 @@ import orjson
 from engine.events.archive import read_archive
 from models.events import Event, history_items
 from models.interactions import DEFAULT_WEIGHTS, parse_history_entry
+from training.csv_columns import csv_columns
 
 InteractionFormat = Literal["movielens", "csv", "events"]
 INTERACTION_FORMATS: tuple[str, ...] = get_args(InteractionFormat)
@@ -107,30 +107,11 @@ def from_movielens(path: Path, rating_weights: bool = False) -> Interactions:
 def from_csv(path: Path) -> Interactions:
     """A CSV with a header naming `user`, `item`, `weight` and optionally `timestamp`."""
     rows = _Rows(path)
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next((r for r in reader if r), None)
-        if header is None:
-            raise ValueError(f"{path}: empty file")
-        columns = [h.strip().lower() for h in header]
-        missing = [c for c in CSV_COLUMNS if c not in columns]
-        if missing:
-            raise ValueError(
-                f"{path}:{reader.line_num}: header needs columns {', '.join(CSV_COLUMNS)} "
-                f"(and optionally {CSV_TIMESTAMP}); missing {', '.join(missing)}"
-            )
-        at = [columns.index(c) for c in CSV_COLUMNS]
-        ts_at = columns.index(CSV_TIMESTAMP) if CSV_TIMESTAMP in columns else None
-        width = max([*at, -1 if ts_at is None else ts_at]) + 1
-        for record in reader:
-            if not any(cell.strip() for cell in record):
-                continue
-            line = reader.line_num
-            if len(record) < width:
-                raise ValueError(f"{path}:{line}: expected {width} fields, got {len(record)}")
-            user, item, weight = (record[i].strip() for i in at)
-            ts = float(line) if ts_at is None else _timestamp(path, line, record[ts_at].strip())
-            rows.add(line, user, item, _number(path, line, "weight", weight), ts)
+    for line, (user, item, weight), (timestamp,) in csv_columns(
+        path, CSV_COLUMNS, (CSV_TIMESTAMP,)
+    ):
+        ts = float(line) if timestamp is None else _timestamp(path, line, timestamp)
+        rows.add(line, user, item, _number(path, line, "weight", weight), ts)
     return rows.interactions()
 
 

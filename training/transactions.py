@@ -15,7 +15,6 @@ that costs about a second per million rows, which an offline job can afford.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 import re
@@ -28,6 +27,7 @@ import numpy.typing as npt
 import pyarrow.compute as pc
 
 from engine.events.archive import read_archive
+from training.csv_columns import csv_columns
 
 TransactionFormat = Literal["auto", "cdnow", "csv"]
 
@@ -129,28 +129,8 @@ def _load_cdnow(path: Path) -> Transactions:
 
 def _load_csv(path: Path) -> Transactions:
     rows = _Rows(path)
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next((r for r in reader if r), None)
-        if header is None:
-            raise ValueError(f"{path}: empty file")
-        columns = [h.strip().lower() for h in header]
-        missing = [c for c in CSV_COLUMNS if c not in columns]
-        if missing:
-            raise ValueError(
-                f"{path}:{reader.line_num}: header needs columns {', '.join(CSV_COLUMNS)}; "
-                f"missing {', '.join(missing)}"
-            )
-        at = [columns.index(c) for c in CSV_COLUMNS]
-        width = max(at) + 1
-        for record in reader:
-            if not any(cell.strip() for cell in record):
-                continue
-            if len(record) < width:
-                raise ValueError(
-                    f"{path}:{reader.line_num}: expected at least {width} fields, got {len(record)}"
-                )
-            rows.add(reader.line_num, *(record[i].strip() for i in at))
+    for line, (customer, date, value), _ in csv_columns(path, CSV_COLUMNS):
+        rows.add(line, customer, date, value)
     return rows.transactions()
 
 

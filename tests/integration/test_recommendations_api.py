@@ -5,7 +5,6 @@ model versions switch under load without a failed request."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +46,6 @@ def settings(redis_url: str, key_prefix: str, tmp_path: Path, artifacts: Path) -
     return make_settings(
         redis_url, key_prefix, tmp_path / "data", artifacts_dir=artifacts, models_refresh_ms=100
     )
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app) as http:
-        yield http
 
 
 async def activate(client: httpx.AsyncClient, app: FastAPI, version: str) -> None:

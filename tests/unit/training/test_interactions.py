@@ -106,7 +106,7 @@ def test_csv_without_timestamps_takes_line_order_for_time(tmp_path: Path) -> Non
         ("ann,x,1,1\nann,y,0,2\n", r"\.csv:3: weight 0.0 is not positive"),
         ("ann,x,1,1\n,y,1,2\n", r"\.csv:3: empty user id"),
         ("ann,x,1,yesterday\n", r"\.csv:2: timestamp 'yesterday' is neither"),
-        ("ann,x\n", r"\.csv:2: expected 4 fields, got 2"),
+        ("ann,x\n", r"\.csv:2: expected at least 4 fields, got 2"),
         ("", r"\.csv: no interactions"),
     ],
 )

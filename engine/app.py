@@ -34,11 +34,13 @@ from engine.api.schemas.items import ItemBatch
 from engine.api.schemas.visitors import ConsentIn
 from engine.auth import ApiKeys
 from engine.background import pause
+from engine.decisions.log import DecisionLog, LogTarget
 from engine.decisions.registry import DefinitionRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
-from engine.errors import ConfigError
+from engine.errors import ConfigError, StoreUnavailable
 from engine.events.archive import archive_forever
+from engine.events.ingest import LOG_INDEX_CAP
 from engine.events.spool import EventSpool
 from engine.keyring import Keyring
 from engine.metrics import Metrics
@@ -115,9 +117,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             decision_ids=DecisionIds(),
             spool=EventSpool(settings.data_dir / SPOOL_DIR),
             recs=recs,
+            decision_log=DecisionLog(
+                store,
+                LogTarget(settings.event_stream_maxlen, settings.visitor_ttl_s, LOG_INDEX_CAP),
+                on_drop=metrics.decisions_unlogged.inc,
+            ),
         )
         services = app.state.services
-        background = [refresher, recs_poller, asyncio.create_task(_replay_spool(services))]
+        background = [
+            refresher,
+            recs_poller,
+            asyncio.create_task(_replay_spool(services)),
+            asyncio.create_task(services.decision_log.run()),
+        ]
         stop_archiving = asyncio.Event()
         if settings.archive_interval_s > 0:
             background.append(
@@ -136,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await services.spool.aclose()
+            with contextlib.suppress(StoreUnavailable):
+                await services.decision_log.flush()  # what the last requests decided
             await store.close()
             if embedded:
                 embedded.close()

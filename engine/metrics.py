@@ -78,6 +78,11 @@ class Metrics:
             ("kind",),
             registry=self.registry,
         )
+        self.decisions_unlogged = Counter(
+            "omotenashi_decision_log_dropped_total",
+            "decision records dropped because the buffer filled while Redis was away",
+            registry=self.registry,
+        )
         self.redis_errors = Counter(
             "omotenashi_redis_errors_total",
             "failed Redis round trips by operation",

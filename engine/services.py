@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.auth import ApiKeys
+from engine.decisions.log import DecisionLog
 from engine.decisions.registry import DefinitionRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
@@ -36,6 +37,7 @@ class Services:
     decision_ids: DecisionIds
     spool: EventSpool
     recs: RecsRegistry
+    decision_log: DecisionLog
 
     async def write_events(self, events: Sequence[Event]) -> IngestCounts:
         """The one write path for accepted events (fresh ones and spool replays)."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.decisions.decide import Decision, decide, fallback
+from engine.decisions.log import DecisionLog, decision_record
 from engine.decisions.registry import CompiledDefinitions
 from engine.decisions.rules import Facts
 from engine.decisions.tokens import DecisionToken, TokenSigner
@@ -59,6 +60,7 @@ async def decide_for_visitor(
     slot_names: Sequence[str],
     context: Mapping[str, Any],
     personalization_default: bool = True,
+    decision_log: DecisionLog | None = None,
 ) -> DecideResult:
     """Decisions for one visitor; defaults with policy "fallback" if Redis is away and
     "no_consent" if the visitor refused personalization (then nothing else is read)."""
@@ -69,6 +71,7 @@ async def decide_for_visitor(
         raise NotFound(f"unknown slots: {', '.join(unknown)}")
     slots = [definitions.slots[name] for name in slot_names]
     now = time.time()
+    profile = None
     try:
         profile = await read_profile(store, pid, personalization_default=personalization_default)
     except StoreUnavailable:
@@ -98,4 +101,24 @@ async def decide_for_visitor(
         )
         for d in decisions
     ]
+    if decision_log is not None and profile is not None and profile.analytics:
+        for slot, entry in zip(slots, signed, strict=True):
+            d = entry.decision
+            decision_log.record(
+                profile.pid,
+                decision_record(
+                    decision_id=decision_id,
+                    pid=pid,
+                    slot=d.slot,
+                    ts=now,
+                    token=entry.token,
+                    chosen=d.variant.id,
+                    eligible=list(slot.variants),
+                    propensity=d.propensity,
+                    policy=d.policy,
+                    model_version=None,
+                    features=facts.features,
+                    context=context,
+                ),
+            )
     return DecideResult(decision_id, signed, segments)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -20,7 +19,7 @@ from redis.typing import EncodableT
 from engine.store.client import Store
 from engine.store.hot_reads import pack
 from engine.store.keys import VISITOR_SUFFIXES
-from engine.store.scripts import LuaScript, with_script
+from engine.store.scripts import packaged, with_script
 from models.events import Event, history_items
 from models.features import FeatureOp, FeatureValue, merge_rules, ops_for_event
 from models.interactions import parse_history_entry
@@ -29,15 +28,10 @@ Consent = dict[str, bool]
 CONSENT_PURPOSES = ("personalization", "analytics")
 
 
-def _script(name: str) -> LuaScript:
-    source = resources.files("engine.store").joinpath(f"lua/{name}.lua").read_text()
-    return LuaScript(name, source)
-
-
-INGEST = _script("ingest")
-READ = _script("read")
-ERASE = _script("erase")
-EXPORT = _script("export")
+INGEST = packaged("ingest")
+READ = packaged("read")
+ERASE = packaged("erase")
+EXPORT = packaged("export")
 MERGE_SPEC = ";".join(f"{name}={rule}" for name, rule in merge_rules().items())
 
 
@@ -68,6 +62,7 @@ class Profile:
     features: dict[bytes, bytes]
     history: list[tuple[str, str]]
     pid: str  # the profile's: the customer's once an identify merged this visitor in
+    analytics: bool = True  # the visitor allows logging (their decisions may be logged)
 
 
 async def ingest_events(
@@ -130,7 +125,12 @@ def _wire(op: FeatureOp) -> tuple[str, str, FeatureValue] | tuple[str, str, Feat
 
 
 async def read_profile(
-    store: Store, pid: str, *, personalization_default: bool, history_n: int = 0
+    store: Store,
+    pid: str,
+    *,
+    personalization_default: bool,
+    history_n: int = 0,
+    analytics_default: bool | None = None,
 ) -> Profile | None:
     """The visitor's profile in one round trip; None if they refused personalization."""
     keys = store.keys
@@ -140,6 +140,9 @@ async def read_profile(
         pid,
         "1" if personalization_default else "0",
         history_n,
+        "1"
+        if (personalization_default if analytics_default is None else analytics_default)
+        else "0",
     )
     hot = store.hot
     async with store.guard("read_features"):
@@ -152,10 +155,12 @@ async def read_profile(
             )
     if not reply[0]:
         return None
-    flat, history, profile_pid = reply[1], reply[2], reply[3]
+    flat, history, profile_pid, analytics = reply[1], reply[2], reply[3], reply[4]
     pairs = iter(flat)
     entries = [parse_history_entry(entry.decode()) for entry in history]
-    return Profile(dict(zip(pairs, pairs, strict=True)), entries, profile_pid.decode())
+    return Profile(
+        dict(zip(pairs, pairs, strict=True)), entries, profile_pid.decode(), bool(analytics)
+    )
 
 
 async def set_consent(store: Store, pid: str, consent: Consent, ttl_s: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import TypeVar
 
 import redis.asyncio as aioredis
@@ -24,6 +25,12 @@ class LuaScript:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+def packaged(name: str) -> LuaScript:
+    """A script shipped in `engine/store/lua/<name>.lua`."""
+    source = resources.files("engine.store").joinpath(f"lua/{name}.lua").read_text()
+    return LuaScript(name, source)
 
 
 def is_noscript(error: BaseException) -> bool:

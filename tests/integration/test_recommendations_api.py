@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
+import redis
 from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
@@ -321,3 +323,26 @@ async def test_with_the_approximate_index_trained_visitors_get_the_same_top_n(
                     user, data.user_items[user], N=5, filter_already_liked_items=True
                 )
             assert [i["item_id"] for i in body["items"]] == [data.item_ids[i] for i in ids]
+
+
+async def test_a_recommendation_list_is_logged_for_learning(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    live: tuple[Any, str],
+    data: PlantedData,
+    redis_sync: redis.Redis,
+    key_prefix: str,
+) -> None:
+    _, version = live
+    body = (await recs(client, visitor_id=data.user_ids[7], n=4)).json()
+    await app.state.services.decision_log.flush()
+    records = [orjson.loads(f[b"e"]) for _, f in redis_sync.xrange(f"{key_prefix}:events")]
+    (record,) = [r for r in records if r["type"] == "decision"]
+    assert record["token"] == body["token"]
+    props = record["properties"]
+    assert props["items"] == [i["item_id"] for i in body["items"]]
+    assert (props["slot"], props["source"], props["model_version"]) == (
+        "recommendations",
+        "trained",
+        version,
+    )

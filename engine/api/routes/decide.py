@@ -29,6 +29,7 @@ async def decide_route(request: Request) -> Response:
         slot_names=body.slots,
         context=body.context,
         personalization_default=services.personalization_default,
+        decision_log=services.decision_log,
     )
     decisions = []
     for signed in result.decisions:

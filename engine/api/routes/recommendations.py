@@ -17,6 +17,7 @@ from engine.api.schemas.recs import (
     SimilarOut,
     SimilarQuery,
 )
+from engine.decisions.log import decision_record
 from engine.decisions.tokens import DecisionToken
 from engine.errors import ModelNotLoaded, NotFound, StoreUnavailable
 from engine.recs.registry import RecsState
@@ -41,6 +42,7 @@ async def recommendations_route(request: Request) -> Response:
     state = _state(services)
     pid = services.pseudonymize(query.visitor_id)
     policy = "model"
+    profile: Profile | None = None
     try:
         profile = await read_profile(
             services.store,
@@ -64,18 +66,38 @@ async def recommendations_route(request: Request) -> Response:
         exclude_types=services.settings.recs_exclude,
     )
     services.metrics.count_recommendation(result.source)
+    decision_id, now = services.decision_ids(), time.time()
     token = services.signer.sign(
         DecisionToken(
-            decision_id=services.decision_ids(),
+            decision_id=decision_id,
             pid=pid,
             slot=SLOT,
             variant=result.source,
             policy=policy,
             propensity=1.0,
-            issued_at=int(time.time()),
+            issued_at=int(now),
             model_version=result.model_version,
         )
     )
+    if profile is not None and profile.analytics:
+        services.decision_log.record(
+            profile.pid,
+            decision_record(
+                decision_id=decision_id,
+                pid=pid,
+                slot=SLOT,
+                ts=now,
+                token=token,
+                chosen=result.item_ids[0] if result.item_ids else "",
+                eligible=[],  # the whole catalogue
+                propensity=1.0,
+                policy=policy,
+                model_version=result.model_version,
+                features={},
+                context={},
+                extra={"items": result.item_ids, "scores": result.scores, "source": result.source},
+            ),
+        )
     return json_response(
         {
             "items": _items(result),

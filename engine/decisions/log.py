@@ -1,0 +1,160 @@
+"""The decision log: what was shown to whom, with what probability and on what features.
+
+Every decision and recommendation list is appended to the event log (type `decision`)
+so that models can be trained on what visitors saw and policies judged off-policy.
+Writing it must not cost the hot path a second Redis round trip, so records are
+buffered in the worker and written in batches (one script call per batch) by a
+background task; the script also indexes them per profile, so erasure deletes them
+with the visitor's events. While Redis is away the buffer holds up to `capacity`
+records, then the oldest are dropped and counted: decisions are analytics, not the
+visitor's own events, and a worker must not grow without bound.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from engine.background import pause
+from engine.errors import StoreUnavailable
+from engine.store.client import Store
+from engine.store.scripts import packaged, with_script
+
+log = logging.getLogger(__name__)
+
+LOG_DECISIONS = packaged("log_decisions")
+BATCH = 500
+FLUSH_INTERVAL_S = 0.05
+CAPACITY = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class LogTarget:
+    """Where and how long: from the settings."""
+
+    maxlen: int
+    ttl_s: int
+    log_cap: int
+
+
+def decision_record(
+    *,
+    decision_id: str,
+    pid: str,
+    slot: str,
+    ts: float,
+    token: str,
+    chosen: str,
+    eligible: list[str],
+    propensity: float,
+    policy: str,
+    model_version: str | None,
+    features: Mapping[str, Any],
+    context: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record as the event log and the archive keep it: the common event fields,
+    and what a learner needs in `properties`."""
+    properties: dict[str, Any] = {
+        "slot": slot,
+        "chosen": chosen,
+        "eligible": eligible,
+        "propensity": propensity,
+        "policy": policy,
+        "model_version": model_version,
+        "features": dict(features),
+        "context": dict(context),
+    }
+    if extra:
+        properties.update(extra)
+    return {
+        "type": "decision",
+        "pid": pid,
+        "ts": ts,
+        "channel": str(context.get("channel", "server")),
+        "event_id": f"{decision_id}.{slot}",
+        "token": token,
+        "properties": properties,
+    }
+
+
+class DecisionLog:
+    """A per-worker buffer of decision records, flushed in batches."""
+
+    def __init__(
+        self,
+        store: Store,
+        target: LogTarget,
+        capacity: int = CAPACITY,
+        on_drop: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self._store = store
+        self._target = target
+        self._buffer: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._capacity = capacity
+        self._on_drop = on_drop
+
+    def record(self, profile_pid: str, record: Mapping[str, Any]) -> None:
+        """Queue one record for the log (no I/O here: the request goes on at once)."""
+        if len(self._buffer) >= self._capacity:
+            self._buffer.popleft()
+            self._on_drop(1)
+        try:
+            raw = orjson.dumps(record)
+        except TypeError:  # an integer past 64 bits in the context: JSON allows it
+            raw = json.dumps(record, default=str).encode()
+        self._buffer.append((profile_pid, raw))
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    async def flush(self) -> int:
+        """Write everything buffered now, a batch per script call; the number written.
+        A batch that fails goes back to the front of the buffer."""
+        written = 0
+        while self._buffer:
+            batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
+            try:
+                written += await self._write(batch)
+            except BaseException:
+                self._buffer.extendleft(reversed(batch))
+                raise
+        return written
+
+    async def run(self) -> None:
+        """Flush every FLUSH_INTERVAL_S for the app's life; its lifespan flushes last."""
+        while True:
+            await pause(FLUSH_INTERVAL_S)
+            if not self._buffer or self._store.circuit_open:
+                continue
+            try:
+                await self.flush()
+            except StoreUnavailable:
+                pass  # kept in the buffer; the store logged it
+            except Exception:  # a dead writer would silently drop every later decision
+                log.exception("decision log flush failed; retrying")
+
+    async def _write(self, batch: list[tuple[str, bytes]]) -> int:
+        keys, target = self._store.keys, self._target
+        args: list[str | bytes] = [
+            keys.visitor_key_base,
+            keys.event_log,
+            str(target.maxlen),
+            str(target.ttl_s),
+            str(target.log_cap),
+        ]
+        for profile_pid, raw in batch:
+            args += (profile_pid, raw)
+        redis = self._store.redis
+        async with self._store.guard("log_decisions"):
+            reply = await with_script(
+                redis, LOG_DECISIONS, lambda: redis.evalsha(LOG_DECISIONS.sha, 0, *args)
+            )
+        return int(reply)

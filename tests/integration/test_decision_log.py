@@ -18,6 +18,7 @@ from engine.keyring import Keyring
 from engine.privacy.pseudonym import Pseudonymizer
 from tests.conftest import ADMIN, SECRET, SITE
 from tests.integration.test_decide_api import HERO
+from training.attribution import attribute
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -109,3 +110,20 @@ async def test_a_full_buffer_drops_the_oldest_and_counts_them(app: FastAPI) -> N
         log.record("p", {"type": "decision", "n": n})
     assert log.pending == 2
     assert dropped == [1]
+
+
+async def test_a_click_sent_back_with_the_token_is_attributed_to_the_decision(
+    app: FastAPI, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    assert (await client.put("/v1/slots/hero", headers=ADMIN, json=HERO)).status_code == 201
+    shown = await decide(client, "clicker")
+    await decide(client, "ignorer")
+    token = shown["decisions"][0]["token"]
+    click = {"type": "click", "visitor_id": "clicker", "token": token}
+    posted = await client.post("/v1/events", headers=SITE, json={"events": [click]})
+    assert posted.json()["accepted"] == 1
+    await app.state.services.decision_log.flush()
+    await archive_once(app.state.services.store, tmp_path / "archive")
+    result = attribute(read_archive(tmp_path / "archive"), slot="hero")
+    by_visitor = dict(zip(result.pids.tolist(), result.clicked.tolist(), strict=True))
+    assert by_visitor == {pseudonymize("clicker"): True, pseudonymize("ignorer"): False}

@@ -20,8 +20,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import lightgbm  # noqa: F401  # must load before usearch: see below
 import numpy as np
 from usearch.index import Index
+
+# usearch's compiled module carries its own copy of libstdc++ and exports it; a
+# LightGBM library loaded after it binds its stream functions to those copies and
+# fails to build any dataset ("Feature (Column_) appears more than one time").
+# Loaded first, LightGBM keeps its own. tests/unit/models/test_ann.py checks it.
 
 INDEX_FILE = "items.usearch"
 CONNECTIVITY = 32

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,3 +37,17 @@ def test_a_folder_without_an_index_has_none_and_no_temp_file_is_left(tmp_path: P
     assert open_index(tmp_path) is None
     add_index(tmp_path, clustered(100, 8, 3), np.zeros((0, 8), np.float32))
     assert sorted(p.name for p in tmp_path.iterdir()) == [INDEX_FILE]
+
+
+def test_lightgbm_still_trains_after_the_index_module_is_imported() -> None:
+    """A fresh interpreter, so the import order is the index module's, not pytest's."""
+    code = (
+        "import models.ann, lightgbm as lgb, numpy as np\n"
+        "x = np.random.default_rng(0).random((50, 3))\n"
+        "lgb.train({'objective': 'binary', 'verbose': -1}, "
+        "lgb.Dataset(x, label=(x[:, 0] > 0.5).astype(float)), num_boost_round=2)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,124 @@
+"""The variant scorer: LightGBM predicting a visitor's outcome for each variant of a slot.
+
+A row is the visitor's encoded features (`models.encoding.FeatureEncoder`) followed by
+a one-hot of the variant, so scoring every eligible variant is one `predict` call on
+one small matrix. The artifact holds LightGBM's own text model (never a pickle) and a
+manifest with the encoder's layout and its schema hash: a scorer trained on another
+feature layout than the running code's is refused at load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import lightgbm as lgb
+import numpy as np
+import orjson
+
+from models.artifacts import MANIFEST, ArtifactError
+from models.encoding import FeatureEncoder
+from models.features import FeatureValue
+
+Objective = Literal["click", "conversion", "value"]
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
+MODEL_FILE = "model.txt"
+FORMAT = 1
+
+
+def schema_hash(encoder: FeatureEncoder, variants: Sequence[str]) -> str:
+    """The row layout: the encoder's columns, then one column per variant."""
+    layout = [*encoder.columns, *(f"variant={v}" for v in variants)]
+    return hashlib.sha256("\n".join(layout).encode()).hexdigest()[:16]
+
+
+def variant_rows(
+    encoder: FeatureEncoder,
+    columns: Sequence[str],
+    features: Sequence[Mapping[str, FeatureValue]],
+    variants: Sequence[str],
+) -> np.ndarray:
+    """One row per (visitor, variant) pair, `features[i]` with `variants[i]`: the
+    encoded features, then a one-hot over the variant `columns`."""
+    encoded = encoder.encode(features)
+    onehot = np.zeros((len(variants), len(columns)), dtype=np.float32)
+    index = {v: j for j, v in enumerate(columns)}
+    for i, variant in enumerate(variants):
+        j = index.get(variant)
+        if j is not None:  # a variant newer than the model has no column of its own
+            onehot[i, j] = 1.0
+    return np.hstack([encoded, onehot])
+
+
+@dataclass(frozen=True, slots=True)
+class VariantScorer:
+    slot: str
+    objective: Objective
+    encoder: FeatureEncoder
+    variants: tuple[str, ...]
+    booster: lgb.Booster
+    version: str = ""
+
+    @property
+    def schema_hash(self) -> str:
+        return schema_hash(self.encoder, self.variants)
+
+    def rows(
+        self, features: Sequence[Mapping[str, FeatureValue]], variants: Sequence[str]
+    ) -> np.ndarray:
+        return variant_rows(self.encoder, self.variants, features, variants)
+
+    def score(self, features: Mapping[str, FeatureValue], variants: Sequence[str]) -> np.ndarray:
+        """Predicted outcome of each of `variants` for one visitor: one predict call."""
+        rows = self.rows([features] * len(variants), variants)
+        return np.asarray(self.booster.predict(rows, num_threads=1), dtype=np.float64)
+
+
+def save_scorer(folder: Path, scorer: VariantScorer) -> dict[str, Any]:
+    """Write the model file; return the manifest fields that describe its layout."""
+    scorer.booster.save_model(str(folder / MODEL_FILE))
+    return {
+        "format": FORMAT,
+        "slot": scorer.slot,
+        "objective": scorer.objective,
+        "variants": list(scorer.variants),
+        "categories": list(scorer.encoder.categories),
+        "channels": list(scorer.encoder.channels),
+        "schema_hash": scorer.schema_hash,
+    }
+
+
+def load_scorer(folder: Path) -> VariantScorer:
+    """Load a scorer version, refusing one whose row layout differs from what this code
+    would build from the same manifest (the feature schema changed since training)."""
+    try:
+        manifest: dict[str, Any] = orjson.loads((folder / MANIFEST).read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ArtifactError(f"{folder}: unreadable manifest: {exc}") from exc
+    if manifest.get("kind") != "scorer" or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{folder}: not a scorer of format {FORMAT}")
+    encoder = FeatureEncoder(tuple(manifest["categories"]), tuple(manifest["channels"]))
+    variants = tuple(manifest["variants"])
+    running = schema_hash(encoder, variants)
+    if running != manifest.get("schema_hash"):
+        raise ArtifactError(
+            f"{folder}: feature schema {manifest.get('schema_hash')} was trained, this code "
+            f"builds {running}; retrain the scorer"
+        )
+    try:
+        booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
+    except lgb.basic.LightGBMError as exc:
+        raise ArtifactError(f"{folder}: {MODEL_FILE}: {exc}") from exc
+    if booster.num_feature() != len(encoder.columns) + len(variants):
+        raise ArtifactError(f"{folder}: the model has {booster.num_feature()} features")
+    return VariantScorer(
+        slot=str(manifest["slot"]),
+        objective=manifest["objective"],
+        encoder=encoder,
+        variants=variants,
+        booster=booster,
+        version=str(manifest["version"]),
+    )

@@ -11,6 +11,7 @@ from engine.store.active_models import activate, active_versions
 from engine.store.client import Store
 from models.artifacts import ARTIFACT_KINDS, ArtifactError, artifact_path, list_versions
 from models.recommender import load_recs
+from models.scorer import load_scorer
 
 
 async def activate_version(store: Store, root: Path, kind: str, version: str) -> None:
@@ -23,11 +24,11 @@ async def activate_version(store: Store, root: Path, kind: str, version: str) ->
         raise NotFound(str(exc)) from exc
     if not folder.is_dir():
         raise NotFound(f"no {kind} version {version} under {root}")
-    if kind == "recs":
-        try:
-            await asyncio.to_thread(load_recs, folder)
-        except ArtifactError as exc:
-            raise InvalidInput(f"{kind} {version} does not load: {exc}") from exc
+    loader = load_recs if kind == "recs" else load_scorer
+    try:
+        await asyncio.to_thread(loader, folder)
+    except ArtifactError as exc:
+        raise InvalidInput(f"{kind} {version} does not load: {exc}") from exc
     await activate(store, kind, version)
 
 

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import orjson
 
 from engine.cli.runtime import prepared_settings
+from engine.cli.train_scorer import add_parser as add_scorer_parser
+from engine.cli.train_scorer import run_scorer
 from engine.errors import ConfigError, StoreUnavailable
 from engine.keyring import Keyring
 from engine.privacy.pseudonym import Pseudonymizer
@@ -47,7 +49,7 @@ T = TypeVar("T")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`train <model>`: `recs` here; other models add their own subcommand."""
+    """`train recs` here, `train scorer` in engine.cli.train_scorer."""
     models = parser.add_subparsers(dest="train_command", required=True, metavar="MODEL")
     recs = models.add_parser(
         "recs",
@@ -120,11 +122,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     recs.add_argument(
         "--activate", action="store_true", help="make the new version the live one in Redis"
     )
+    add_scorer_parser(models)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.train_command == "recs":
         return run_recs(args)
+    if args.train_command == "scorer":
+        return run_scorer(args)
     raise ValueError(f"unknown model {args.train_command!r}")
 
 

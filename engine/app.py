@@ -36,6 +36,7 @@ from engine.auth import ApiKeys
 from engine.background import pause
 from engine.decisions.log import DecisionLog, LogTarget
 from engine.decisions.registry import DefinitionRegistry
+from engine.decisions.scorers import ScorerRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
 from engine.errors import ConfigError, StoreUnavailable
@@ -104,6 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_load_error=lambda kind: metrics.model_load_errors.labels(kind).inc(),
         )
         recs_poller = asyncio.create_task(recs.run(settings.models_refresh_ms / 1000))
+        scorers = ScorerRegistry(
+            store,
+            settings.artifacts_dir,
+            on_load_error=lambda kind: metrics.model_load_errors.labels(kind).inc(),
+        )
+        scorer_poller = asyncio.create_task(scorers.run(settings.models_refresh_ms / 1000))
         app.state.services = Services(
             settings=settings,
             store=store,
@@ -122,11 +129,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 LogTarget(settings.event_stream_maxlen, settings.visitor_ttl_s, LOG_INDEX_CAP),
                 on_drop=metrics.decisions_unlogged.inc,
             ),
+            scorers=scorers,
         )
         services = app.state.services
         background = [
             refresher,
             recs_poller,
+            scorer_poller,
             asyncio.create_task(_replay_spool(services)),
             asyncio.create_task(services.decision_log.run()),
         ]

@@ -24,12 +24,15 @@ async def activate_version(store: Store, root: Path, kind: str, version: str) ->
         raise NotFound(str(exc)) from exc
     if not folder.is_dir():
         raise NotFound(f"no {kind} version {version} under {root}")
-    loader = load_recs if kind == "recs" else load_scorer
     try:
-        await asyncio.to_thread(loader, folder)
+        if kind == "recs":
+            await asyncio.to_thread(load_recs, folder)
+            slot = None
+        else:
+            slot = (await asyncio.to_thread(load_scorer, folder)).slot
     except ArtifactError as exc:
         raise InvalidInput(f"{kind} {version} does not load: {exc}") from exc
-    await activate(store, kind, version)
+    await activate(store, kind, version, slot)
 
 
 async def overview(store: Store, root: Path) -> dict[str, Any]:
@@ -42,7 +45,7 @@ async def overview(store: Store, root: Path) -> dict[str, Any]:
             {
                 "version": m["version"],
                 "created": m.get("created", ""),
-                "active": active.get(kind) == m["version"],
+                "active": m["version"] in (active.get(kind), active.get(f"{kind}:{m.get('slot')}")),
                 "manifest": m,
             }
             for m in reversed(found)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from engine.auth import ApiKeys
 from engine.decisions.log import DecisionLog
 from engine.decisions.registry import DefinitionRegistry
+from engine.decisions.scorers import ScorerRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
 from engine.events.ingest import ingest_policy, write_events
@@ -38,6 +39,7 @@ class Services:
     spool: EventSpool
     recs: RecsRegistry
     decision_log: DecisionLog
+    scorers: ScorerRegistry
 
     async def write_events(self, events: Sequence[Event]) -> IngestCounts:
         """The one write path for accepted events (fresh ones and spool replays)."""

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from engine.decisions.rules import Facts
 from engine.decisions.segments import Segment, segments_of
 from engine.decisions.slots import Slot, Variant
+from models.scorer import VariantScorer
 
-# "fallback": Redis was away; "no_consent": the visitor refused personalization.
-DecisionPolicy = Literal["rules", "fallback", "no_consent"]
+# "model": the slot's scorer chose, with exploration; "fallback": Redis was away;
+# "no_consent": the visitor refused personalization. A model slot without a loaded
+# scorer decides by its rules and says "rules".
+DecisionPolicy = Literal["rules", "model", "fallback", "no_consent"]
+_SHARED_RNG = random.Random()
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,16 +25,30 @@ class Decision:
     variant: Variant
     policy: DecisionPolicy
     propensity: float  # probability the policy had of choosing this variant
+    model_version: str | None = None
 
 
 def decide(
-    slots: Sequence[Slot], segments: Sequence[Segment], facts: Facts
+    slots: Sequence[Slot],
+    segments: Sequence[Segment],
+    facts: Facts,
+    scorers: Mapping[str, VariantScorer] | None = None,
+    rng: random.Random = _SHARED_RNG,
 ) -> tuple[list[Decision], frozenset[str]]:
     """One decision per slot, and the visitor's segments (which rules may target)."""
     member_of = segments_of(segments, facts)
     facts = replace(facts, segments=member_of)
-    # Rules are deterministic: the chosen variant had probability one.
-    decisions = [Decision(s.name, s.first_match(facts), "rules", 1.0) for s in slots]
+    decisions = []
+    for slot in slots:
+        scorer = scorers.get(slot.name) if scorers and slot.policy == "model" else None
+        if scorer is None:
+            # rules are deterministic: the chosen variant had probability one
+            decisions.append(Decision(slot.name, slot.first_match(facts), "rules", 1.0))
+            continue
+        ids = list(slot.variants)
+        index, propensity = slot.exploration.choose(scorer.score(facts.features, ids), rng)
+        variant = slot.variants[ids[index]]
+        decisions.append(Decision(slot.name, variant, "model", propensity, scorer.version))
     return decisions, member_of
 
 

@@ -19,6 +19,7 @@ from engine.errors import DefinitionsNotLoaded, NotFound, StoreUnavailable
 from engine.store.client import Store
 from engine.store.profiles import read_profile
 from models.features import decode_features
+from models.scorer import VariantScorer
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ async def decide_for_visitor(
     context: Mapping[str, Any],
     personalization_default: bool = True,
     decision_log: DecisionLog | None = None,
+    scorers: Mapping[str, VariantScorer] | None = None,
 ) -> DecideResult:
     """Decisions for one visitor; defaults with policy "fallback" if Redis is away and
     "no_consent" if the visitor refused personalization (then nothing else is read)."""
@@ -81,7 +83,7 @@ async def decide_for_visitor(
             decisions, segments = fallback(slots, "no_consent"), frozenset[str]()
         else:
             facts = Facts(context=context, features=decode_features(profile.features, now))
-            decisions, segments = decide(slots, definitions.segments, facts)
+            decisions, segments = decide(slots, definitions.segments, facts, scorers)
     decision_id = new_id()
     issued_at = int(now)
     signed = [
@@ -96,6 +98,7 @@ async def decide_for_visitor(
                     policy=d.policy,
                     propensity=d.propensity,
                     issued_at=issued_at,
+                    model_version=d.model_version,
                 )
             ),
         )
@@ -116,7 +119,7 @@ async def decide_for_visitor(
                     eligible=list(slot.variants),
                     propensity=d.propensity,
                     policy=d.policy,
-                    model_version=None,
+                    model_version=d.model_version,
                     features=facts.features,
                     context=context,
                 ),

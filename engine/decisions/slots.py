@@ -7,15 +7,16 @@ A slot definition is plain JSON (what `PUT /v1/slots/{slot}` takes and Redis kee
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import orjson
 
+from engine.decisions.exploration import Exploration, parse_exploration
 from engine.decisions.rules import Facts, Predicate, compile_condition
 from engine.errors import InvalidInput
 
-PolicyName = Literal["rules"]
+PolicyName = Literal["rules", "model"]
 POLICIES: tuple[str, ...] = get_args(PolicyName)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_VARIANTS = 100
@@ -42,6 +43,7 @@ class Slot:
     default: Variant
     policy: PolicyName
     rules: tuple[Rule, ...]
+    exploration: Exploration = field(default_factory=Exploration)  # the `model` policy's
 
     def first_match(self, facts: Facts) -> Variant:
         """The rules policy: the variant of the first matching rule, else the default."""
@@ -66,7 +68,14 @@ def check_description(definition: dict[str, Any]) -> None:
 def compile_slot(name: str, definition: dict[str, Any]) -> Slot:
     """A runnable slot from its JSON definition, or `InvalidInput` saying what is wrong."""
     check_name("slot", name)
-    extra = set(definition) - {"variants", "default", "policy", "rules", "description"}
+    extra = set(definition) - {
+        "variants",
+        "default",
+        "policy",
+        "rules",
+        "exploration",
+        "description",
+    }
     if extra:
         raise InvalidInput(f"unknown fields {sorted(extra)}")
     check_description(definition)
@@ -88,12 +97,17 @@ def compile_slot(name: str, definition: dict[str, Any]) -> Slot:
             raise InvalidInput(f"rules[{i}].variant: {raw['variant']!r} is not a variant")
         when = compile_condition(raw["when"], f"rules[{i}].when")
         rules.append(Rule(when=when, variant=variants[raw["variant"]]))
+    try:
+        exploration = parse_exploration(definition.get("exploration"))
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
     return Slot(
         name=name,
         variants=variants,
         default=variants[default_id],
         policy=policy,
         rules=tuple(rules),
+        exploration=exploration,
     )
 
 

@@ -86,7 +86,7 @@ def test_train_scorer_reports_saves_and_activates(
     assert dr["estimate"] > document["policy_value"]["observed"]  # greedy beats uniform
     version = document["version"]
     assert load_scorer(cli_env / "scorer" / version).variants == ("a", "b")
-    assert redis_sync.hget(f"{key_prefix}:models:active", "scorer") == version.encode()
+    assert redis_sync.hget(f"{key_prefix}:models:active", "scorer:hero") == version.encode()
 
 
 def test_train_scorer_without_decisions_of_the_slot_fails_cleanly(

@@ -30,6 +30,7 @@ async def decide_route(request: Request) -> Response:
         context=body.context,
         personalization_default=services.personalization_default,
         decision_log=services.decision_log,
+        scorers=services.scorers.current,
     )
     decisions = []
     for signed in result.decisions:

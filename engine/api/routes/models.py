@@ -36,4 +36,6 @@ async def activate_model(
 
 async def _overview(services: Services) -> dict[str, Any]:
     found = await overview(services.store, services.settings.artifacts_dir)
-    return {**found, "loaded": {"recs": services.recs.version}}
+    loaded: dict[str, str | None] = {"recs": services.recs.version}
+    loaded |= {f"scorer:{slot}": s.version for slot, s in services.scorers.current.items()}
+    return {**found, "loaded": loaded}

@@ -61,8 +61,17 @@ class SlotIn(BaseModel):
 
     variants: list[VariantIn] = Field(min_length=1)
     default: str
-    policy: Literal["rules"] = "rules"
+    policy: Literal["rules", "model"] = Field(
+        default="rules",
+        description="model: the active scorer for this slot ranks the variants (rules, then "
+        "the default, when it has none)",
+    )
     rules: list[RuleIn] = Field(default_factory=list)
+    exploration: dict[Literal["epsilon", "softmax"], float] | None = Field(
+        default=None,
+        description='the model policy\'s exploration: {"epsilon": 0.05} (default) or '
+        '{"softmax": T}',
+    )
     description: str | None = Field(default=None, max_length=1000)
 
 

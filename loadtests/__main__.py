@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     model.add_argument("--items", type=int, default=100_000)
     model.add_argument("--users", type=int, default=50_000)
     model.add_argument("--index", action="store_true", help="also build the HNSW index")
+    scorer = commands.add_parser(
+        "scorer-model", help="train a synthetic 8-variant scorer into an artifacts folder"
+    )
+    scorer.add_argument("--artifacts-dir", type=Path, required=True)
     cal = commands.add_parser("calibrate", help="the generator's ceiling on a do-nothing server")
     for sub in (run_cmd, cal):
         sub.add_argument("--seconds", type=float, default=10.0)
@@ -47,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "recs-model":
         return _recs_model(args, parser)
+    if args.command == "scorer-model":
+        from loadtests.scorer_model import build as build_scorer
+
+        print(f"scorer {build_scorer(args.artifacts_dir)} under {args.artifacts_dir}")
+        return 0
     if args.max_requests > MAX_REQUESTS:
         parser.error(f"--max-requests is capped at {MAX_REQUESTS}")
 

@@ -193,6 +193,60 @@ def recs_requests(host: str, keys: Keys) -> list[bytes]:
     ]
 
 
+MODEL_SLOT = "loadtest_model"
+
+
+def setup_decide_model(client: httpx.Client, keys: Keys) -> None:
+    """A model-policy slot of 8 variants, its scorer (made by `python -m loadtests
+    scorer-model`) activated, and visitors with varied browsing."""
+    admin = {"X-Admin-Key": keys.admin}
+    listing = client.get("/v1/models", headers=admin)
+    listing.raise_for_status()
+    versions = [
+        v for v in listing.json()["versions"]["scorer"] if v["manifest"]["slot"] == MODEL_SLOT
+    ]
+    if not versions:
+        raise ValueError("no scorer on the server: run python -m loadtests scorer-model")
+    slot = {
+        "variants": [{"id": f"v{i}", "content": {"n": i}} for i in range(8)],
+        "default": "v0",
+        "policy": "model",
+        "exploration": {"epsilon": 0.05},
+    }
+    client.put(f"/v1/slots/{MODEL_SLOT}", headers=admin, json=slot).raise_for_status()
+    version = versions[0]["version"]
+    client.post(f"/v1/models/scorer/{version}/activate", headers=admin).raise_for_status()
+    events = [
+        {"type": "page_view", "visitor_id": visitor(i), "properties": {"category": "sports"}}
+        for i in range(VISITORS)
+        for _ in range(i % 16)
+    ]
+    for start in range(0, len(events), 500):
+        batch = {"events": events[start : start + 500]}
+        client.post("/v1/events", headers={"X-Api-Key": keys.site}, json=batch).raise_for_status()
+    for _ in range(100):
+        loaded = client.get("/v1/models", headers=admin).json()["loaded"]
+        if loaded.get(f"scorer:{MODEL_SLOT}") == version:
+            time.sleep(1.0)  # the definitions refresher (500 ms) sees the slot too
+            return
+        time.sleep(0.1)
+    raise ValueError(f"the server did not load scorer {version} within 10 s")
+
+
+def decide_model_requests(host: str, keys: Keys) -> list[bytes]:
+    headers = {"X-Api-Key": keys.site, "Content-Type": "application/json"}
+    return [
+        build_request(
+            "POST",
+            "/v1/decide",
+            host,
+            headers,
+            orjson.dumps({"visitor_id": visitor(i), "slots": [MODEL_SLOT], "context": {}}),
+        )
+        for i in range(VISITORS)
+    ]
+
+
 @dataclass(frozen=True)
 class Target:
     setup: Callable[[httpx.Client, Keys], None]
@@ -204,4 +258,5 @@ TARGETS: dict[str, Target] = {
     "decide": Target(setup_decide, decide_requests),
     "events": Target(setup_events, events_requests, EVENTS_PER_BATCH),
     "recommendations": Target(setup_recs, recs_requests),
+    "decide-model": Target(setup_decide_model, decide_model_requests),
 }

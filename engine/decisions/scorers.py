@@ -30,7 +30,10 @@ class ScorerRegistry:
         store: Store,
         artifacts_dir: Path,
         on_load_error: Callable[[str], None] = lambda kind: None,
+        *,
+        compiled: bool = True,
     ) -> None:
+        self._compiled = compiled
         self._store = store
         self._artifacts_dir = artifacts_dir
         self._on_load_error = on_load_error
@@ -53,7 +56,7 @@ class ScorerRegistry:
                 continue
             try:
                 folder = artifact_path(self._artifacts_dir, "scorer", version)
-                scorer = await asyncio.to_thread(load_scorer, folder)
+                scorer = await asyncio.to_thread(load_scorer, folder, compiled=self._compiled)
                 if scorer.slot != slot:
                     raise ArtifactError(f"scorer {version} was trained for slot {scorer.slot!r}")
             except ArtifactError as exc:

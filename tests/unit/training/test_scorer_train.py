@@ -122,3 +122,16 @@ def test_too_few_decisions_is_a_clear_error() -> None:
     log, _ = uniform_log(5, seed=1)
     with pytest.raises(ValueError, match="need 10"):
         train_scorer(log, "hero", ScorerParams())
+
+
+def test_the_compiled_scorer_predicts_what_lightgbm_predicts(tmp_path: Path) -> None:
+    log, _ = uniform_log(800, seed=6)
+    scorer, metrics = train_scorer(log, "hero", ScorerParams(rounds=30))
+    version = save_trained_scorer(tmp_path, scorer, metrics, {})
+    compiled = load_scorer(tmp_path / "scorer" / version, compiled=True)
+    assert compiled.compiled is not None
+    for views in (0, 4, 9):
+        features = {"page_views": views, "sessions": 2}
+        np.testing.assert_allclose(
+            compiled.score(features, VARIANTS), scorer.score(features, VARIANTS), rtol=1e-9
+        )

@@ -78,6 +78,12 @@ class Metrics:
             ("kind",),
             registry=self.registry,
         )
+        self.model_missing = Counter(
+            "omotenashi_model_fallbacks_total",
+            "decisions of model-policy slots made by their rules: no scorer loaded for the slot",
+            ("slot",),
+            registry=self.registry,
+        )
         self.decisions_unlogged = Counter(
             "omotenashi_decision_log_dropped_total",
             "decision records dropped because the buffer filled while Redis was away",

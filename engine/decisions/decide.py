@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -34,6 +34,7 @@ def decide(
     facts: Facts,
     scorers: Mapping[str, VariantScorer] | None = None,
     rng: random.Random = _SHARED_RNG,
+    on_model_missing: Callable[[str], None] = lambda slot: None,
 ) -> tuple[list[Decision], frozenset[str]]:
     """One decision per slot, and the visitor's segments (which rules may target)."""
     member_of = segments_of(segments, facts)
@@ -42,6 +43,8 @@ def decide(
     for slot in slots:
         scorer = scorers.get(slot.name) if scorers and slot.policy == "model" else None
         if scorer is None:
+            if slot.policy == "model":
+                on_model_missing(slot.name)
             # rules are deterministic: the chosen variant had probability one
             decisions.append(Decision(slot.name, slot.first_match(facts), "rules", 1.0))
             continue

@@ -63,6 +63,7 @@ async def decide_for_visitor(
     personalization_default: bool = True,
     decision_log: DecisionLog | None = None,
     scorers: Mapping[str, VariantScorer] | None = None,
+    on_model_missing: Callable[[str], None] = lambda slot: None,
 ) -> DecideResult:
     """Decisions for one visitor; defaults with policy "fallback" if Redis is away and
     "no_consent" if the visitor refused personalization (then nothing else is read)."""
@@ -83,7 +84,9 @@ async def decide_for_visitor(
             decisions, segments = fallback(slots, "no_consent"), frozenset[str]()
         else:
             facts = Facts(context=context, features=decode_features(profile.features, now))
-            decisions, segments = decide(slots, definitions.segments, facts, scorers)
+            decisions, segments = decide(
+                slots, definitions.segments, facts, scorers, on_model_missing=on_model_missing
+            )
     decision_id = new_id()
     issued_at = int(now)
     signed = [

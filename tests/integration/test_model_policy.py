@@ -135,6 +135,8 @@ async def test_a_model_slot_without_a_scorer_decides_by_its_rules(
     await asyncio.sleep(0.6)
     decision = await decide(client, "anyone")
     assert (decision["variant"], decision["policy"]) == ("c", "rules")
+    metrics = (await client.get("/metrics")).text
+    assert 'omotenashi_model_fallbacks_total{slot="hero"} 1.0' in metrics
 
 
 async def test_bad_exploration_is_a_422(client: httpx.AsyncClient) -> None:

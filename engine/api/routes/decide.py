@@ -31,6 +31,7 @@ async def decide_route(request: Request) -> Response:
         personalization_default=services.personalization_default,
         decision_log=services.decision_log,
         scorers=services.scorers.current,
+        on_model_missing=lambda slot: services.metrics.model_missing.labels(slot).inc(),
     )
     decisions = []
     for signed in result.decisions:

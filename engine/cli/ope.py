@@ -2,8 +2,9 @@
 have earned, before it ships.
 
 A thin layer: `training.obd` reads the log, `training.ope` does the math; this module
-parses the arguments and prints the table (and the JSON). Only the Open Bandit Dataset
-format exists for now; the engine's own decision log becomes another `--format`.
+parses the arguments and prints the table (and the JSON). Logs: the Open Bandit
+Dataset (`--format obd`) and the engine's own decision log in its archive
+(`--format engine --slot S`, with `training.attribution` and `training.ope_engine`).
 """
 
 from __future__ import annotations
@@ -15,16 +16,23 @@ from typing import Any, Literal, get_args
 
 import orjson
 
+from engine.events.archive import read_archive
+from engine.settings import Settings, resolve_settings
+from models.artifacts import ArtifactError, artifact_path
+from models.scorer import load_scorer
+from training.attribution import DEFAULT_WINDOW_S, attribute
 from training.obd import ObdLog, load_obd
 from training.ope import (
     OpeReport,
     SlotPolicy,
     empirical_policy,
+    evaluate,
     evaluate_slot_policy,
     uniform_policy,
 )
+from training.ope_engine import greedy_inputs, uniform_inputs
 
-LogFormat = Literal["obd"]
+LogFormat = Literal["obd", "engine"]
 LOG_FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
 PolicyName = Literal["uniform", "bts-empirical"]
 POLICIES: tuple[PolicyName, ...] = get_args(PolicyName)
@@ -42,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="POLICY",
         help="the policy to evaluate: 'uniform' (every item equally likely at each "
-        "position), or 'bts-empirical:PATH' (the context-free policy that wrote the log "
-        "at PATH, e.g. OBD's Bernoulli Thompson sampling, averaged over that log)",
+        "position), 'bts-empirical:PATH' (OBD: the context-free policy that wrote the log "
+        "at PATH, averaged over that log), or 'scorer:VERSION' (engine: a scorer's greedy "
+        "policy)",
     )
     parser.add_argument(
         "--bootstrap",
@@ -53,11 +62,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="percentile-bootstrap resamples of the logged rows (default: 1000)",
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    parser.add_argument("--slot", help="with --format engine: the slot whose decisions to use")
+    parser.add_argument(
+        "--attribution-window",
+        type=float,
+        default=DEFAULT_WINDOW_S,
+        metavar="SECONDS",
+        help="with --format engine: clicks count this long after a decision",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE")
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write the JSON; 2 with a message for bad input."""
+    if args.format == "engine":
+        return run_engine(args)
     try:
         log = load_log(args.log, args.format)
         policy = target_policy(args.policy, log, args.format)
@@ -81,6 +100,42 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"omotenashi: --json: {exc}", file=sys.stderr)
             return 2
+    return 0
+
+
+def run_engine(args: argparse.Namespace) -> int:
+    """The engine's archive (`--log` is the archive folder): one slot's decisions, their
+    attributed clicks, `uniform` or `scorer:<version>` as the target policy."""
+    try:
+        if not args.slot:
+            raise ValueError("--format engine needs --slot")
+        decisions = attribute(read_archive(args.log), args.attribution_window, args.slot)
+        if not len(decisions):
+            raise ValueError(f"no logged decisions of slot {args.slot!r} under {args.log}")
+        name, _, version = args.policy.partition(":")
+        if name == "uniform" and not version:
+            inputs = uniform_inputs(decisions)
+        elif name == "scorer" and version:
+            root = resolve_settings(Settings()).artifacts_dir
+            inputs = greedy_inputs(decisions, load_scorer(artifact_path(root, "scorer", version)))
+        else:
+            raise ValueError(f"--policy {args.policy!r}: expected 'uniform' or 'scorer:VERSION'")
+        report = evaluate(
+            inputs.rewards,
+            inputs.propensities,
+            inputs.target_probs,
+            inputs.q_logged,
+            inputs.q_target,
+            n_bootstrap=args.bootstrap,
+            level=LEVEL,
+            seed=args.seed,
+        )
+    except (ValueError, OSError, ArtifactError) as exc:
+        print(f"omotenashi: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(report, log=args.log, log_format=args.format, policy=args.policy))
+    if args.json is not None:
+        args.json.write_bytes(orjson.dumps(document(report, args), option=orjson.OPT_INDENT_2))
     return 0
 
 

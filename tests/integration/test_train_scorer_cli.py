@@ -99,3 +99,31 @@ def test_train_scorer_without_decisions_of_the_slot_fails_cleanly(
     assert code == 2
     assert "banner" in capsys.readouterr().err
     assert not (cli_env / "scorer").exists()
+
+
+def test_ope_on_the_engines_decision_log_for_uniform_and_a_scorer(
+    cli_env: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_archive(tmp_path / "archive", n=1500, seed=3)
+    log = ["--log", str(tmp_path / "archive"), "--format", "engine", "--slot", "hero"]
+    uniform_json = tmp_path / "uniform.json"
+    assert main(["ope", *log, "--policy", "uniform", "--json", str(uniform_json)]) == 0
+    uniform = orjson.loads(uniform_json.read_bytes())
+    ips = next(e for e in uniform["estimates"] if e["estimator"] == "ips")
+    # the log is uniform: its own value, exactly (every weight is 1)
+    assert ips["estimate"] == pytest.approx(uniform["observed"])
+    metrics = tmp_path / "scorer.json"
+    args = ["--slot", "hero", "--archive", str(tmp_path / "archive"), "--rounds", "40"]
+    assert main(["train", "scorer", *args, "--metrics-json", str(metrics)]) == 0
+    version = orjson.loads(metrics.read_bytes())["version"]
+    greedy_json = tmp_path / "greedy.json"
+    policy = ["--policy", f"scorer:{version}", "--json", str(greedy_json)]
+    assert main(["ope", *log, *policy]) == 0
+    greedy = orjson.loads(greedy_json.read_bytes())
+    dr = next(e for e in greedy["estimates"] if e["estimator"] == "dr")
+    assert dr["ci_low"] > uniform["observed"]  # clearly better than the uniform log
+    capsys.readouterr()
+    assert main(["ope", *log[:-2], "--policy", "uniform"]) == 2  # no --slot
+    assert "--slot" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from models.scorer import VariantScorer
 # scorer decides by its rules and says "rules".
 DecisionPolicy = Literal["rules", "model", "fallback", "no_consent"]
 _SHARED_RNG = random.Random()
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,16 @@ def decide(
             decisions.append(Decision(slot.name, slot.first_match(facts), "rules", 1.0))
             continue
         ids = list(slot.variants)
-        index, propensity = slot.exploration.choose(scorer.score(facts.features, ids), rng)
+        try:
+            scores = scorer.score(facts.features, ids)
+        except Exception:  # a model that breaks on some input must not break decide
+            log.exception(
+                "scorer %s failed on slot %s; its rules decide", scorer.version, slot.name
+            )
+            on_model_missing(slot.name)
+            decisions.append(Decision(slot.name, slot.first_match(facts), "rules", 1.0))
+            continue
+        index, propensity = slot.exploration.choose(scores, rng)
         variant = slot.variants[ids[index]]
         decisions.append(Decision(slot.name, variant, "model", propensity, scorer.version))
     return decisions, member_of

@@ -51,3 +51,30 @@ def test_bad_exploration_is_refused(raw: object) -> None:
 def test_the_default_is_five_percent_epsilon() -> None:
     assert parse_exploration(None) == Exploration("epsilon", 0.05)
     assert parse_exploration({"softmax": 2}) == Exploration("softmax", 2.0)
+
+
+def test_a_scorer_that_raises_leaves_the_slot_to_its_rules() -> None:
+    from engine.decisions.decide import decide
+    from engine.decisions.rules import Facts
+    from engine.decisions.slots import compile_slot
+
+    class Broken:
+        version = "v1"
+
+        def score(self, features: object, variants: object) -> np.ndarray:
+            raise ValueError("bad input")
+
+    slot = compile_slot(
+        "hero",
+        {"variants": [{"id": "a"}, {"id": "b"}], "default": "b", "policy": "model"},
+    )
+    missing: list[str] = []
+    decisions, _ = decide(
+        [slot],
+        [],
+        Facts(context={}, features={}),
+        {"hero": Broken()},  # type: ignore[dict-item]
+        on_model_missing=missing.append,
+    )
+    assert (decisions[0].variant.id, decisions[0].policy) == ("b", "rules")
+    assert missing == ["hero"]

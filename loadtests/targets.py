@@ -53,6 +53,11 @@ def setup_decide(client: httpx.Client, keys: Keys) -> None:
 
 
 def decide_requests(host: str, keys: Keys) -> list[bytes]:
+    return _decide_requests(host, keys, SLOT, {"device": "mobile"})
+
+
+def _decide_requests(host: str, keys: Keys, slot: str, context: dict[str, str]) -> list[bytes]:
+    """One decide request per load-test visitor for `slot`."""
     headers = {"X-Api-Key": keys.site, "Content-Type": "application/json"}
     return [
         build_request(
@@ -60,9 +65,7 @@ def decide_requests(host: str, keys: Keys) -> list[bytes]:
             "/v1/decide",
             host,
             headers,
-            orjson.dumps(
-                {"visitor_id": visitor(i), "slots": [SLOT], "context": {"device": "mobile"}}
-            ),
+            orjson.dumps({"visitor_id": visitor(i), "slots": [slot], "context": context}),
         )
         for i in range(VISITORS)
     ]
@@ -234,17 +237,7 @@ def setup_decide_model(client: httpx.Client, keys: Keys) -> None:
 
 
 def decide_model_requests(host: str, keys: Keys) -> list[bytes]:
-    headers = {"X-Api-Key": keys.site, "Content-Type": "application/json"}
-    return [
-        build_request(
-            "POST",
-            "/v1/decide",
-            host,
-            headers,
-            orjson.dumps({"visitor_id": visitor(i), "slots": [MODEL_SLOT], "context": {}}),
-        )
-        for i in range(VISITORS)
-    ]
+    return _decide_requests(host, keys, MODEL_SLOT, {})
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,18 @@ def read_manifest(root: Path, kind: str, version: str) -> dict[str, Any]:
     return manifest
 
 
+def folder_manifest(folder: Path, kind: str, fmt: int) -> dict[str, Any]:
+    """The manifest of a version folder being loaded, checked to describe an artifact of
+    `kind` in file layout `fmt` (what the loader of that kind reads)."""
+    try:
+        manifest: dict[str, Any] = orjson.loads((folder / MANIFEST).read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ArtifactError(f"{folder}: unreadable manifest: {exc}") from exc
+    if manifest.get("kind") != kind or manifest.get("format") != fmt:
+        raise ArtifactError(f"{folder}: not a {kind} artifact of format {fmt}")
+    return manifest
+
+
 def list_versions(root: Path, kind: str) -> list[dict[str, Any]]:
     """Manifests of every complete version of `kind`, oldest first."""
     folder = root / check_kind(kind)

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
-import orjson
 import scipy.sparse as sp
 from scipy.linalg.lapack import dposv
 
-from models.artifacts import MANIFEST, ArtifactError
+from models.artifacts import ArtifactError, folder_manifest
 
 Algorithm = Literal["als", "bpr"]
 ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
@@ -337,12 +336,7 @@ def load_recs(folder: Path, *, with_index: bool = False, index_ef: int = 0) -> R
     """Memory-map a version folder, checking the manifest and the arrays' shapes; with
     `with_index`, its approximate index too when it has one (searched `index_ef` wide,
     or at the index's default)."""
-    try:
-        manifest: dict[str, Any] = orjson.loads((folder / MANIFEST).read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise ArtifactError(f"{folder}: unreadable manifest: {exc}") from exc
-    if manifest.get("kind") != "recs" or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{folder}: not a recommender of format {FORMAT}")
+    manifest = folder_manifest(folder, "recs", FORMAT)
     if manifest.get("algorithm") not in ALGORITHMS:
         raise ArtifactError(f"{folder}: unknown algorithm {manifest.get('algorithm')!r}")
     arrays: dict[str, np.ndarray] = {}

@@ -18,9 +18,8 @@ from typing import Any, Literal, get_args
 
 import lightgbm as lgb
 import numpy as np
-import orjson
 
-from models.artifacts import MANIFEST, ArtifactError
+from models.artifacts import ArtifactError, folder_manifest
 from models.encoding import FeatureEncoder
 from models.features import FeatureValue
 
@@ -109,12 +108,7 @@ def load_scorer(folder: Path, *, compiled: bool = False) -> VariantScorer:
     With `compiled`, the trees are also compiled to native code by lleaves (about 2 s
     once; then 9 us instead of LightGBM's 43 us for 8 rows, the same numbers); if that
     fails the scorer predicts through LightGBM and the reason is logged."""
-    try:
-        manifest: dict[str, Any] = orjson.loads((folder / MANIFEST).read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise ArtifactError(f"{folder}: unreadable manifest: {exc}") from exc
-    if manifest.get("kind") != "scorer" or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{folder}: not a scorer of format {FORMAT}")
+    manifest = folder_manifest(folder, "scorer", FORMAT)
     encoder = FeatureEncoder(tuple(manifest["categories"]), tuple(manifest["channels"]))
     variants = tuple(manifest["variants"])
     running = schema_hash(encoder, variants)

@@ -77,8 +77,17 @@ def make_settings(
 
 
 @pytest.fixture
-def settings(redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
-    return make_settings(redis_url, key_prefix, tmp_path / "data")
+def artifacts(tmp_path: Path) -> Path:
+    """This test's model artifacts folder (never the working directory's)."""
+    return tmp_path / "artifacts"
+
+
+@pytest.fixture
+def settings(redis_url: str, key_prefix: str, tmp_path: Path, artifacts: Path) -> Settings:
+    # workers look for newly activated models every 100 ms, so tests need not wait 2 s
+    return make_settings(
+        redis_url, key_prefix, tmp_path / "data", artifacts_dir=artifacts, models_refresh_ms=100
+    )
 
 
 @pytest.fixture

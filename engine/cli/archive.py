@@ -8,12 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from engine.cli.runtime import prepared_settings
-from engine.errors import ConfigError, StoreUnavailable
+from engine.cli.runtime import cli_store, prepared_settings
+from engine.errors import StoreUnavailable
 from engine.events.archive import ArchiveBusy, ArchiveRun, archive_once
 from engine.settings import Settings
-from engine.store.client import Store, connect
-from engine.store.keys import Keys
 
 FOLLOW_INTERVAL_S = 5.0
 
@@ -27,9 +25,7 @@ def run_archive(args: argparse.Namespace) -> int:
 
 
 async def _archive(settings: Settings, root: Path, *, follow: bool) -> int:
-    if settings.redis_url is None:
-        raise ConfigError("no Redis to archive from")
-    store = Store(connect(settings.redis_url, settings.redis_timeout_ms), Keys(settings.key_prefix))
+    store = cli_store(settings)
     try:
         while True:
             started = time.perf_counter()

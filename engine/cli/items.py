@@ -7,12 +7,10 @@ import asyncio
 import sys
 
 from engine.catalog_files import read_items
-from engine.cli.runtime import prepared_settings
+from engine.cli.runtime import cli_store, prepared_settings
 from engine.errors import StoreUnavailable
 from engine.settings import Settings
 from engine.store.catalog import CatalogRepository
-from engine.store.client import Store, connect
-from engine.store.keys import Keys
 
 BATCH = 1000
 WRITE_TIMEOUT_MS = 10_000
@@ -35,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _upsert(settings: Settings, items: list[dict[str, object]]) -> int:
-    assert settings.redis_url is not None
-    store = Store(connect(settings.redis_url, WRITE_TIMEOUT_MS), Keys(settings.key_prefix))
+    store = cli_store(settings, WRITE_TIMEOUT_MS)
     catalog = CatalogRepository(store)
     created = 0
     try:

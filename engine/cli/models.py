@@ -12,12 +12,10 @@ from typing import Any
 
 import orjson
 
-from engine.cli.runtime import prepared_settings
+from engine.cli.runtime import cli_store, prepared_settings
 from engine.errors import OmotenashiError
 from engine.model_versions import activate_version, overview
 from engine.settings import Settings
-from engine.store.client import Store, connect
-from engine.store.keys import Keys
 from models.ann import add_index
 from models.artifacts import ArtifactError, artifact_path
 from models.recommender import load_recs
@@ -38,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     if args.models_command == "index":
         return index_version(settings.artifacts_dir, args.version)
-    assert settings.redis_url is not None
-    store = Store(connect(settings.redis_url, settings.redis_timeout_ms), Keys(settings.key_prefix))
+    store = cli_store(settings)
     try:
         if args.models_command == "activate":
             await activate_version(store, settings.artifacts_dir, args.kind, args.version)

@@ -8,8 +8,11 @@ import logging.config
 from collections.abc import Iterator
 from typing import Any
 
+from engine.errors import ConfigError
 from engine.settings import Settings, resolve_settings
+from engine.store.client import Store, connect
 from engine.store.embedded import EmbeddedRedis
+from engine.store.keys import Keys
 
 
 def configure_logging(level: str) -> dict[str, Any]:
@@ -46,3 +49,12 @@ def prepared_settings() -> Iterator[Settings]:
         yield settings.model_copy(update={"redis_url": embedded.url})
     finally:
         embedded.close()
+
+
+def cli_store(settings: Settings, timeout_ms: int | None = None) -> Store:
+    """The store a CLI job talks to (settings from `prepared_settings`, so a Redis URL is
+    there); offline jobs may want a longer timeout than serving's."""
+    if settings.redis_url is None:
+        raise ConfigError("no Redis to talk to (REDIS_URL unset)")
+    timeout = settings.redis_timeout_ms if timeout_ms is None else timeout_ms
+    return Store(connect(settings.redis_url, timeout), Keys(settings.key_prefix))

@@ -7,13 +7,11 @@ import asyncio
 
 import orjson
 
-from engine.cli.runtime import prepared_settings
+from engine.cli.runtime import cli_store, prepared_settings
 from engine.decisions.registry import compile_all
 from engine.decisions.segment_report import SegmentRow, format_table, segment_report
 from engine.settings import Settings
-from engine.store.client import Store, connect
 from engine.store.definitions import DefinitionRepository
-from engine.store.keys import Keys
 from engine.store.profile_scan import scan_profiles
 
 
@@ -30,8 +28,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 async def _report(settings: Settings) -> tuple[list[SegmentRow], int]:
-    assert settings.redis_url is not None
-    store = Store(connect(settings.redis_url, 5000), Keys(settings.key_prefix))
+    store = cli_store(settings, 5000)
     try:
         version, raw = await DefinitionRepository(store).load_all()
         definitions = compile_all(version, raw)

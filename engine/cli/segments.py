@@ -17,13 +17,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from engine.cli.runtime import prepared_settings
+from engine.cli.runtime import cli_store, prepared_settings
 from engine.errors import ConfigError, StoreUnavailable
 from engine.keyring import Keyring
 from engine.privacy.pseudonym import Pseudonymizer
 from engine.settings import Settings
-from engine.store.client import Store, connect
-from engine.store.keys import Keys
 from engine.store.offline_features import FieldValue, write_offline_features
 from training.rfm import RfmTable, SegmentSummary, feature_rows, rfm_scores, summary
 from training.transactions import from_archive, load_transactions
@@ -130,8 +128,7 @@ def _customer_pids(settings: Settings, table: RfmTable) -> list[str]:
 
 
 async def _write(settings: Settings, rows: Mapping[str, Mapping[str, FieldValue]]) -> int:
-    assert settings.redis_url is not None  # prepared_settings starts one if none is set
-    store = Store(connect(settings.redis_url, WRITE_TIMEOUT_MS), Keys(settings.key_prefix))
+    store = cli_store(settings, WRITE_TIMEOUT_MS)
     try:
         return await write_offline_features(
             store,

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from engine.cli.runtime import prepared_settings
+from engine.cli.runtime import cli_store, prepared_settings
 from engine.cli.train_scorer import add_parser as add_scorer_parser
 from engine.cli.train_scorer import run_scorer
 from engine.errors import ConfigError, StoreUnavailable
@@ -25,8 +25,6 @@ from engine.keyring import Keyring
 from engine.privacy.pseudonym import Pseudonymizer
 from engine.settings import Settings, resolve_settings
 from engine.store.active_models import activate
-from engine.store.client import Store, connect
-from engine.store.keys import Keys
 from models.interactions import DEFAULT_WEIGHTS, parse_weights
 from models.recommender import ALGORITHMS, WEIGHTINGS, WeightingParams
 from training.interactions import INTERACTION_FORMATS, load_interactions, pseudonymized
@@ -275,8 +273,7 @@ def _report(trained: TrainedRecs, version: str, settings: Settings) -> None:
 
 
 async def _activate(settings: Settings, version: str) -> None:
-    assert settings.redis_url is not None  # prepared_settings starts one if none is set
-    store = Store(connect(settings.redis_url, ACTIVATE_TIMEOUT_MS), Keys(settings.key_prefix))
+    store = cli_store(settings, ACTIVATE_TIMEOUT_MS)
     try:
         await activate(store, "recs", version)
     finally:

@@ -16,13 +16,11 @@ from typing import Any
 
 import orjson
 
-from engine.cli.runtime import prepared_settings
+from engine.cli.runtime import cli_store, prepared_settings
 from engine.errors import OmotenashiError
 from engine.events.archive import read_archive
 from engine.model_versions import activate_version
 from engine.settings import Settings, resolve_settings
-from engine.store.client import Store, connect
-from engine.store.keys import Keys
 from models.scorer import OBJECTIVES
 from training.attribution import DEFAULT_WINDOW_S, attribute
 from training.scorer_train import ScorerMetrics, ScorerParams, save_trained_scorer, train_scorer
@@ -126,8 +124,7 @@ def _day(text: str | None) -> dt.date | None:
 
 
 async def _activate(settings: Settings, version: str) -> None:
-    assert settings.redis_url is not None
-    store = Store(connect(settings.redis_url, ACTIVATE_TIMEOUT_MS), Keys(settings.key_prefix))
+    store = cli_store(settings, ACTIVATE_TIMEOUT_MS)
     try:
         await activate_version(store, settings.artifacts_dir, "scorer", version)
     finally:

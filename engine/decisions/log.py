@@ -55,12 +55,14 @@ def decision_record(
     propensity: float,
     policy: str,
     model_version: str | None,
-    features: Mapping[str, Any],
-    context: Mapping[str, Any],
+    features: dict[str, Any],
+    context: dict[str, Any],
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record as the event log and the archive keep it: the common event fields,
-    and what a learner needs in `properties`."""
+    and what a learner needs in `properties`. `features` and `context` are kept as
+    given, not copied (this runs per decision): callers pass dicts they no longer
+    change."""
     properties: dict[str, Any] = {
         "slot": slot,
         "chosen": chosen,
@@ -68,8 +70,8 @@ def decision_record(
         "propensity": propensity,
         "policy": policy,
         "model_version": model_version,
-        "features": dict(features),
-        "context": dict(context),
+        "features": features,
+        "context": context,
     }
     if extra:
         properties.update(extra)

@@ -59,7 +59,7 @@ async def decide_for_visitor(
     new_id: Callable[[], str],
     pid: str,
     slot_names: Sequence[str],
-    context: Mapping[str, Any],
+    context: dict[str, Any],
     personalization_default: bool = True,
     decision_log: DecisionLog | None = None,
     scorers: Mapping[str, VariantScorer] | None = None,
@@ -75,6 +75,7 @@ async def decide_for_visitor(
     slots = [definitions.slots[name] for name in slot_names]
     now = time.time()
     profile = None
+    features: dict[str, Any] = {}
     try:
         profile = await read_profile(store, pid, personalization_default=personalization_default)
     except StoreUnavailable:
@@ -83,7 +84,8 @@ async def decide_for_visitor(
         if profile is None:
             decisions, segments = fallback(slots, "no_consent"), frozenset[str]()
         else:
-            facts = Facts(context=context, features=decode_features(profile.features, now))
+            features = decode_features(profile.features, now)
+            facts = Facts(context=context, features=features)
             decisions, segments = decide(
                 slots, definitions.segments, facts, scorers, on_model_missing=on_model_missing
             )
@@ -123,7 +125,7 @@ async def decide_for_visitor(
                     propensity=d.propensity,
                     policy=d.policy,
                     model_version=d.model_version,
-                    features=facts.features,
+                    features=features,
                     context=context,
                 ),
             )

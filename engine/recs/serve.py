@@ -70,10 +70,11 @@ def recommend(
     else:
         vector = None
         weights = item_weights(visitor.interactions, model.event_weights)
-        rows = model.rows_of(list(weights))
-        if rows.size:
-            known = [item for item in weights if item in model.item_index]
-            values = np.array([weights[item] for item in known], dtype=np.float64)
+        index = model.item_index
+        known = [(index[item], weight) for item, weight in weights.items() if item in index]
+        if known:
+            rows = np.array([row for row, _ in known], dtype=np.int64)
+            values = np.array([weight for _, weight in known], dtype=np.float64)
             vector, source = model.fold_in(rows, values), "fold_in"
         else:
             source = "popular"

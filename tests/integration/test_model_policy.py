@@ -15,8 +15,7 @@ from fastapi import FastAPI
 
 from engine.decisions.tokens import TokenSigner
 from engine.keyring import Keyring
-from engine.settings import Settings
-from tests.conftest import ADMIN, SECRET, SITE, make_settings
+from tests.conftest import ADMIN, SECRET, SITE
 from tests.unit.training.test_scorer_train import uniform_log
 from training.scorer_train import ScorerParams, save_trained_scorer, train_scorer
 
@@ -33,18 +32,6 @@ def slot(exploration: dict[str, float] | None = None) -> dict[str, Any]:
     if exploration is not None:
         body["exploration"] = exploration
     return body
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> Path:
-    return tmp_path / "artifacts"
-
-
-@pytest.fixture
-def settings(redis_url: str, key_prefix: str, tmp_path: Path, artifacts: Path) -> Settings:
-    return make_settings(
-        redis_url, key_prefix, tmp_path / "data", artifacts_dir=artifacts, models_refresh_ms=100
-    )
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from threadpoolctl import threadpool_limits
 from engine.app import create_app
 from engine.decisions.tokens import TokenSigner
 from engine.keyring import Keyring
-from engine.settings import Settings
 from models.ann import add_index
 from tests.conftest import ADMIN, SECRET, SITE, client_for, make_settings
 from tests.support.recs_artifacts import (
@@ -36,18 +35,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 @pytest.fixture(scope="module")
 def data() -> PlantedData:
     return planted_data()
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> Path:
-    return tmp_path / "artifacts"
-
-
-@pytest.fixture
-def settings(redis_url: str, key_prefix: str, tmp_path: Path, artifacts: Path) -> Settings:
-    return make_settings(
-        redis_url, key_prefix, tmp_path / "data", artifacts_dir=artifacts, models_refresh_ms=100
-    )
 
 
 async def activate(client: httpx.AsyncClient, app: FastAPI, version: str) -> None:

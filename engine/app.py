@@ -34,6 +34,7 @@ from engine.api.schemas.items import ItemBatch
 from engine.api.schemas.visitors import ConsentIn
 from engine.auth import ApiKeys
 from engine.background import pause
+from engine.decisions.bandit import BanditRegistry
 from engine.decisions.log import DecisionLog, LogTarget
 from engine.decisions.registry import DefinitionRegistry
 from engine.decisions.scorers import ScorerRegistry
@@ -111,6 +112,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_load_error=lambda kind: metrics.model_load_errors.labels(kind).inc(),
         )
         scorer_poller = asyncio.create_task(scorers.run(settings.models_refresh_ms / 1000))
+        bandits = BanditRegistry(store)
+        bandit_poller = asyncio.create_task(
+            bandits.run(
+                lambda: registry.current.slots if registry.current else {},
+                settings.bandit_refresh_ms / 1000,
+            )
+        )
         app.state.services = Services(
             settings=settings,
             store=store,
@@ -130,12 +138,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 on_drop=metrics.decisions_unlogged.inc,
             ),
             scorers=scorers,
+            bandits=bandits,
         )
         services = app.state.services
         background = [
             refresher,
             recs_poller,
             scorer_poller,
+            bandit_poller,
             asyncio.create_task(_replay_spool(services)),
             asyncio.create_task(services.decision_log.run()),
         ]

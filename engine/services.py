@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.auth import ApiKeys
+from engine.decisions.bandit import BanditRegistry
 from engine.decisions.log import DecisionLog
 from engine.decisions.registry import DefinitionRegistry
 from engine.decisions.scorers import ScorerRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
 from engine.events.ingest import ingest_policy, write_events
+from engine.events.outcomes import outcome_counts
 from engine.events.spool import EventSpool
 from engine.metrics import Metrics
 from engine.privacy.pseudonym import Pseudonymizer
@@ -40,10 +42,18 @@ class Services:
     recs: RecsRegistry
     decision_log: DecisionLog
     scorers: ScorerRegistry
+    bandits: BanditRegistry
 
     async def write_events(self, events: Sequence[Event]) -> IngestCounts:
         """The one write path for accepted events (fresh ones and spool replays)."""
-        counts = await write_events(self.store, events, ingest_policy(self.settings))
+        definitions = self.registry.current
+        outcomes = None
+        if definitions is not None:
+            slots, signer, keys = definitions.slots, self.signer, self.store.keys
+            outcomes = [outcome_counts(event, slots, signer, keys) for event in events]
+        counts = await write_events(
+            self.store, events, ingest_policy(self.settings), counts=outcomes
+        )
         if counts.without_consent:
             self.metrics.events_dropped.labels("no_consent").inc(counts.without_consent)
         if counts.duplicates:

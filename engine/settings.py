@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     models_refresh_ms: int = Field(
         default=2000, ge=100, le=60_000, description="how often workers look for a new model"
     )
+    bandit_refresh_ms: int = Field(
+        default=1000,
+        ge=50,
+        le=60_000,
+        description="how often workers re-read bandit slots' counters (their posteriors)",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_events_per_batch: int = Field(default=500, ge=1, le=10_000)
     redis_timeout_ms: int = Field(default=250, ge=10)

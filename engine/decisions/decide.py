@@ -8,16 +8,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import numpy as np
+
+from engine.decisions.bandit import SlotBandit
 from engine.decisions.rules import Facts
 from engine.decisions.segments import Segment, segments_of
 from engine.decisions.slots import Slot, Variant
 from models.scorer import VariantScorer
 
-# "model": the slot's scorer chose, with exploration; "fallback": Redis was away;
-# "no_consent": the visitor refused personalization. A model slot without a loaded
-# scorer decides by its rules and says "rules".
-DecisionPolicy = Literal["rules", "model", "fallback", "no_consent"]
+# "model": the slot's scorer chose, with exploration; "bandit": a Thompson draw from
+# the visitor's segment's posteriors; "fallback": Redis was away; "no_consent": the
+# visitor refused personalization. A model or bandit slot that cannot decide that way
+# (no scorer loaded, no posteriors yet) decides by its rules and says "rules".
+DecisionPolicy = Literal["rules", "model", "bandit", "fallback", "no_consent"]
 _SHARED_RNG = random.Random()
+_SHARED_NP_RNG = np.random.default_rng()
 log = logging.getLogger(__name__)
 
 
@@ -28,6 +33,8 @@ class Decision:
     policy: DecisionPolicy
     propensity: float  # probability the policy had of choosing this variant
     model_version: str | None = None
+    segment: str | None = None  # the bandit's posterior
+    propensity_estimated: bool = False  # a bandit's: by Monte Carlo, not exact
 
 
 def decide(
@@ -37,12 +44,19 @@ def decide(
     scorers: Mapping[str, VariantScorer] | None = None,
     rng: random.Random = _SHARED_RNG,
     on_model_missing: Callable[[str], None] = lambda slot: None,
+    bandits: Mapping[str, SlotBandit] | None = None,
+    bandit_rng: np.random.Generator | None = None,
 ) -> tuple[list[Decision], frozenset[str]]:
     """One decision per slot, and the visitor's segments (which rules may target)."""
     member_of = segments_of(segments, facts)
     facts = replace(facts, segments=member_of)
     decisions = []
     for slot in slots:
+        if slot.policy == "bandit":
+            decisions.append(
+                _bandit_decision(slot, member_of, facts, bandits, bandit_rng or _SHARED_NP_RNG)
+            )
+            continue
         scorer = scorers.get(slot.name) if scorers and slot.policy == "model" else None
         if scorer is None:
             if slot.policy == "model":
@@ -64,6 +78,25 @@ def decide(
         variant = slot.variants[ids[index]]
         decisions.append(Decision(slot.name, variant, "model", propensity, scorer.version))
     return decisions, member_of
+
+
+def _bandit_decision(
+    slot: Slot,
+    member_of: frozenset[str],
+    facts: Facts,
+    bandits: Mapping[str, SlotBandit] | None,
+    rng: np.random.Generator,
+) -> Decision:
+    bandit = bandits.get(slot.name) if bandits else None
+    if bandit is None or bandit.config != slot.bandit or bandit.variants != tuple(slot.variants):
+        # posteriors not read yet for this definition: the rules hold the slot meanwhile
+        return Decision(slot.name, slot.first_match(facts), "rules", 1.0)
+    segment = bandit.config.segment_of(member_of)
+    index, propensity = bandit.posteriors[segment].choose(rng)
+    variant = slot.variants[bandit.variants[index]]
+    return Decision(
+        slot.name, variant, "bandit", propensity, segment=segment, propensity_estimated=True
+    )
 
 
 def fallback(slots: Sequence[Slot], policy: DecisionPolicy = "fallback") -> list[Decision]:

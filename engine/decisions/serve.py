@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.decisions.bandit import BanditRegistry
 from engine.decisions.decide import Decision, decide, fallback
 from engine.decisions.log import DecisionLog, decision_record
 from engine.decisions.registry import CompiledDefinitions
@@ -64,6 +65,7 @@ async def decide_for_visitor(
     decision_log: DecisionLog | None = None,
     scorers: Mapping[str, VariantScorer] | None = None,
     on_model_missing: Callable[[str], None] = lambda slot: None,
+    bandits: BanditRegistry | None = None,
 ) -> DecideResult:
     """Decisions for one visitor; defaults with policy "fallback" if Redis is away and
     "no_consent" if the visitor refused personalization (then nothing else is read)."""
@@ -87,7 +89,13 @@ async def decide_for_visitor(
             features = decode_features(profile.features, now)
             facts = Facts(context=context, features=features)
             decisions, segments = decide(
-                slots, definitions.segments, facts, scorers, on_model_missing=on_model_missing
+                slots,
+                definitions.segments,
+                facts,
+                scorers,
+                on_model_missing=on_model_missing,
+                bandits=bandits.current if bandits else None,
+                bandit_rng=bandits.rng if bandits else None,
             )
     decision_id = new_id()
     issued_at = int(now)
@@ -104,6 +112,7 @@ async def decide_for_visitor(
                     propensity=d.propensity,
                     issued_at=issued_at,
                     model_version=d.model_version,
+                    segment=d.segment,
                 )
             ),
         )
@@ -127,6 +136,11 @@ async def decide_for_visitor(
                     model_version=d.model_version,
                     features=features,
                     context=context,
+                    extra=(
+                        {"propensity_estimated": True, "bandit_segment": d.segment}
+                        if d.propensity_estimated
+                        else None
+                    ),
                 ),
             )
     return DecideResult(decision_id, signed, segments)

@@ -12,11 +12,12 @@ from typing import Any, Literal, get_args
 
 import orjson
 
+from engine.decisions.bandit import BanditConfig, parse_bandit
 from engine.decisions.exploration import Exploration, parse_exploration
 from engine.decisions.rules import Facts, Predicate, compile_condition
 from engine.errors import InvalidInput
 
-PolicyName = Literal["rules", "model"]
+PolicyName = Literal["rules", "model", "bandit"]
 POLICIES: tuple[str, ...] = get_args(PolicyName)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_VARIANTS = 100
@@ -44,6 +45,7 @@ class Slot:
     policy: PolicyName
     rules: tuple[Rule, ...]
     exploration: Exploration = field(default_factory=Exploration)  # the `model` policy's
+    bandit: BanditConfig | None = None  # the `bandit` policy's
 
     def first_match(self, facts: Facts) -> Variant:
         """The rules policy: the variant of the first matching rule, else the default."""
@@ -74,6 +76,7 @@ def compile_slot(name: str, definition: dict[str, Any]) -> Slot:
         "policy",
         "rules",
         "exploration",
+        "bandit",
         "description",
     }
     if extra:
@@ -99,8 +102,11 @@ def compile_slot(name: str, definition: dict[str, Any]) -> Slot:
         rules.append(Rule(when=when, variant=variants[raw["variant"]]))
     try:
         exploration = parse_exploration(definition.get("exploration"))
+        bandit = parse_bandit(definition.get("bandit")) if policy == "bandit" else None
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
+    if policy != "bandit" and "bandit" in definition:
+        raise InvalidInput('bandit: only for slots with "policy": "bandit"')
     return Slot(
         name=name,
         variants=variants,
@@ -108,6 +114,7 @@ def compile_slot(name: str, definition: dict[str, Any]) -> Slot:
         policy=policy,
         rules=tuple(rules),
         exploration=exploration,
+        bandit=bandit,
     )
 
 

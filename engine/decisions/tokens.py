@@ -38,6 +38,7 @@ class DecisionToken:
     experiment: str | None = None
     arm: str | None = None
     model_version: str | None = None
+    segment: str | None = None  # the posterior a bandit decided with
 
 
 def _b64(raw: bytes) -> bytes:
@@ -67,6 +68,7 @@ class TokenSigner:
             t.experiment,
             t.arm,
             t.model_version,
+            t.segment,
         )
         signed = b"1." + _b64(orjson.dumps(fields))
         sig = hmac.digest(self._key, signed, hashlib.sha256)[:SIG_BYTES]

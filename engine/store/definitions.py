@@ -36,12 +36,15 @@ class DefinitionRepository:
         return None if raw is None else orjson.loads(raw)
 
     async def delete(self, kind: DefinitionKind, name: str) -> bool:
-        """Remove a definition; True if it existed."""
+        """Remove a definition; True if it existed. A slot's bandit counters go with it:
+        a new slot of the same name starts learning afresh."""
         async with self._store.guard("definitions_delete"):
             pipe = self._store.redis.pipeline(transaction=True)
             pipe.hdel(self._keys.definitions(kind), name)
             pipe.incr(self._keys.definitions_version)
-            deleted, _ = await pipe.execute()
+            if kind == "slots":
+                pipe.delete(self._keys.bandit(name))
+            deleted, *_ = await pipe.execute()
         return bool(deleted)
 
     async def version(self) -> int:

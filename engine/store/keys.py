@@ -15,6 +15,7 @@
 | `<p>:items`                      | hash   | item id -> catalogue entry (JSON)                  |
 | `<p>:items:version`              | string | bumped on every catalogue change                   |
 | `<p>:models:active`              | hash   | artifact kind -> active version                    |
+| `<p>:bandit:<slot>`              | hash   | `t|s:<segment>:<variant>` -> trials, successes     |
 | `<p>:events`                     | stream | the event log (capped, pseudonymized)              |
 | `<p>:erasures`                   | zset   | erased pid -> time; the archiver drops their rows  |
 
@@ -91,6 +92,10 @@ class Keys:
     @property
     def active_models(self) -> str:
         return f"{self.prefix}:models:active"
+
+    def bandit(self, slot: str) -> str:
+        """A bandit slot's counters (engine.decisions.bandit)."""
+        return f"{self.prefix}:bandit:{slot}"
 
     @property
     def event_log(self) -> str:

@@ -48,6 +48,16 @@ class IngestPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class OutcomeCount:
+    """Add one to `field` of hash `key` for an accepted event, unless `marker` is among
+    the profile's seen ids (it is added then): counts once per decision, not per event."""
+
+    marker: str
+    key: str
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
 class IngestCounts:
     accepted: int
     duplicates: int
@@ -66,10 +76,15 @@ class Profile:
 
 
 async def ingest_events(
-    store: Store, events: Sequence[Event], policy: IngestPolicy, now: float
+    store: Store,
+    events: Sequence[Event],
+    policy: IngestPolicy,
+    now: float,
+    counts: Sequence[Sequence[OutcomeCount]] | None = None,
 ) -> IngestCounts:
-    """Log `events` and apply their feature, history and identity updates atomically."""
-    args = _ingest_args(store, events, policy, now)
+    """Log `events` and apply their feature, history and identity updates atomically,
+    and each accepted event's outcome `counts` (engine.events.outcomes), once each."""
+    args = _ingest_args(store, events, policy, now, counts)
     redis = store.redis
     async with store.guard("write_events"):
         reply = await with_script(redis, INGEST, lambda: redis.evalsha(INGEST.sha, 0, *args))
@@ -78,19 +93,26 @@ async def ingest_events(
 
 
 def _ingest_args(
-    store: Store, events: Sequence[Event], policy: IngestPolicy, now: float
+    store: Store,
+    events: Sequence[Event],
+    policy: IngestPolicy,
+    now: float,
+    counts: Sequence[Sequence[OutcomeCount]] | None,
 ) -> list[str | bytes]:
     keys = store.keys
     identifies = any(event.type == "identify" for event in events)
-    batch = [
-        (
+    batch: list[list[Any]] = [
+        [
             event.properties.get("customer_pid", "") if event.type == "identify" else "",
             event.ts,
             history_items(event),
             [_wire(op) for op in ops_for_event(event)],
-        )
+        ]
         for event in events
     ]
+    for entry, event_counts in zip(batch, counts or (), strict=False):
+        if event_counts:
+            entry.append([(c.marker, c.key, c.field) for c in event_counts])
     args: list[str | bytes] = [
         keys.visitor_key_base,
         repr(now),

@@ -32,6 +32,7 @@ async def decide_route(request: Request) -> Response:
         decision_log=services.decision_log,
         scorers=services.scorers.current,
         on_model_missing=lambda slot: services.metrics.model_missing.labels(slot).inc(),
+        bandits=services.bandits,
     )
     decisions = []
     for signed in result.decisions:

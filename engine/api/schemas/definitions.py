@@ -54,6 +54,22 @@ class RuleIn(BaseModel):
     variant: str
 
 
+class BanditIn(BaseModel):
+    """The bandit policy's settings (engine/decisions/bandit.py checks them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segments: list[str] = Field(
+        default_factory=list,
+        description="segments that learn apart, first match wins; everyone else shares one",
+    )
+    reward: Literal["click", "conversion"] = "click"
+    window_s: int = Field(
+        default=3600, ge=60, le=86_400, description="how long after the decision a reward counts"
+    )
+    prior: tuple[float, float] = Field(default=(1.0, 1.0), description="Beta(alpha, beta)")
+
+
 class SlotIn(BaseModel):
     """A slot: its variants, the default, and ordered targeting rules."""
 
@@ -61,10 +77,11 @@ class SlotIn(BaseModel):
 
     variants: list[VariantIn] = Field(min_length=1)
     default: str
-    policy: Literal["rules", "model"] = Field(
+    policy: Literal["rules", "model", "bandit"] = Field(
         default="rules",
         description="model: the active scorer for this slot ranks the variants (rules, then "
-        "the default, when it has none)",
+        "the default, when it has none); bandit: Thompson sampling learns each segment's "
+        "best variant from impressions and rewards",
     )
     rules: list[RuleIn] = Field(default_factory=list)
     exploration: dict[Literal["epsilon", "softmax"], float] | None = Field(
@@ -72,6 +89,7 @@ class SlotIn(BaseModel):
         description='the model policy\'s exploration: {"epsilon": 0.05} (default) or '
         '{"softmax": T}',
     )
+    bandit: BanditIn | None = None
     description: str | None = Field(default=None, max_length=1000)
 
 

@@ -3,8 +3,11 @@
 --
 -- ARGV: base now ttl dedup_window history_size stream maxlen analytics_default
 --       log_cap merge_spec batch, then (pid, event_id, record) per event
--- batch (JSON): [[customer_pid, ts, [items], [[kind, field, value, keep_days?], ...]], ...];
+-- batch (JSON): [[customer_pid, ts, [items], [[kind, field, value, keep_days?], ...],
+--               [[marker, key, field], ...]?], ...];
 -- kinds: i(ncr) >(max) <(min) n(ewest) b(ucket) s(ession); record: the log entry (JSON).
+-- The optional fifth element lists outcome counts (engine/events/outcomes.py): HINCRBY
+-- key field 1 unless the marker is among the profile's seen ids (then it is added).
 -- Plain arguments cost Redis nothing to decode; JSON is kept to what needs structure.
 -- Returns {accepted, duplicates, dropped_without_consent}.
 --
@@ -319,6 +322,11 @@ for n, event in ipairs(batch) do
     for _, item in ipairs(items) do
       state.items[#state.items + 1] = ts
       state.items[#state.items + 1] = item
+    end
+    for _, count in ipairs(event[5] or {}) do
+      if not is_duplicate(profile, count[1]) then
+        redis.call('HINCRBY', count[2], count[3], 1)
+      end
     end
     accepted = accepted + 1
   end

@@ -87,7 +87,16 @@ def test_unknown_top_level_fields_are_refused() -> None:
 
 
 def test_unknown_policy_is_refused() -> None:
-    refused("policy: 'bandit' is not one of rules", policy="bandit")
+    refused("policy: 'greedy' is not one of rules, model, bandit", policy="greedy")
+
+
+def test_bandit_section_is_checked_and_only_allowed_on_bandit_slots() -> None:
+    refused("bandit.reward: 'click' or 'conversion'", policy="bandit", bandit={"reward": "buy"})
+    refused("bandit.window_s: within [60, 86400]", policy="bandit", bandit={"window_s": 10})
+    refused("bandit.prior: [alpha, beta], both positive", policy="bandit", bandit={"prior": [0, 1]})
+    refused("bandit.segments: up to 50 distinct", policy="bandit", bandit={"segments": ["a", "a"]})
+    refused("bandit: unknown fields ['arms']", policy="bandit", bandit={"arms": 2})
+    refused('bandit: only for slots with "policy": "bandit"', bandit={})
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,12 @@ def test_optional_fields_survive_the_round_trip(
     signer: TokenSigner, decision_token: DecisionToken
 ) -> None:
     token = dataclasses.replace(
-        decision_token, experiment="exp-1", arm="b", model_version="2024-05-01", propensity=0.25
+        decision_token,
+        experiment="exp-1",
+        arm="b",
+        model_version="2024-05-01",
+        propensity=0.25,
+        segment="vip",
     )
     assert signer.verify(signer.sign(token)) == token
 
@@ -139,7 +144,7 @@ def test_malformed_strings_are_rejected(signer: TokenSigner, text: str) -> None:
         b"{}",
         b'["too", "few"]',
         b"42",
-        b'["a","b","c","d","e",1.0,1,null,null,null,"x"]',
+        b'["a","b","c","d","e",1.0,1,null,null,null,"s","x"]',
     ],
     ids=["not-json", "object", "too-few-fields", "number", "too-many-fields"],
 )
@@ -167,12 +172,13 @@ optional = st.none() | st.text(max_size=20)
         pid=ids,
         slot=ids,
         variant=ids,
-        policy=st.sampled_from(["rules", "fallback"]),
+        policy=st.sampled_from(["rules", "fallback", "bandit"]),
         propensity=st.floats(0, 1, allow_nan=False),
         issued_at=st.integers(0, 2**40),
         experiment=optional,
         arm=optional,
         model_version=optional,
+        segment=optional,
     )
 )
 def test_any_token_round_trips(token: DecisionToken) -> None:

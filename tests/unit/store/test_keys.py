@@ -28,6 +28,10 @@ def test_items_key() -> None:
     assert Keys("omo").items == "omo:items"
 
 
+def test_bandit_counters_key() -> None:
+    assert Keys("omo").bandit("home_hero") == "omo:bandit:home_hero"
+
+
 def test_event_log_key() -> None:
     assert Keys("omo").event_log == "omo:events"
 
@@ -40,6 +44,7 @@ def test_every_key_starts_with_the_configured_prefix() -> None:
         keys.definitions_version,
         keys.items,
         keys.event_log,
+        keys.bandit("hero"),
     ]
     assert all(key.startswith("shop-2:") for key in every)
 

@@ -17,10 +17,11 @@ from engine.decisions.slots import Slot, Variant
 from models.scorer import VariantScorer
 
 # "model": the slot's scorer chose, with exploration; "bandit": a Thompson draw from
-# the visitor's segment's posteriors; "fallback": Redis was away; "no_consent": the
+# the visitor's segment's posteriors; "uniform": every variant equally likely (the log
+# a first scorer is trained and judged on); "fallback": Redis was away; "no_consent": the
 # visitor refused personalization. A model or bandit slot that cannot decide that way
 # (no scorer loaded, no posteriors yet) decides by its rules and says "rules".
-DecisionPolicy = Literal["rules", "model", "bandit", "fallback", "no_consent"]
+DecisionPolicy = Literal["rules", "model", "bandit", "uniform", "fallback", "no_consent"]
 _SHARED_RNG = random.Random()
 _SHARED_NP_RNG = np.random.default_rng()
 log = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ def decide(
     facts = replace(facts, segments=member_of)
     decisions = []
     for slot in slots:
+        if slot.policy == "uniform":
+            ids = list(slot.variants)
+            variant = slot.variants[ids[int(rng.random() * len(ids))]]
+            decisions.append(Decision(slot.name, variant, "uniform", 1.0 / len(ids)))
+            continue
         if slot.policy == "bandit":
             decisions.append(
                 _bandit_decision(slot, member_of, facts, bandits, bandit_rng or _SHARED_NP_RNG)

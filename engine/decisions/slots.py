@@ -17,7 +17,7 @@ from engine.decisions.exploration import Exploration, parse_exploration
 from engine.decisions.rules import Facts, Predicate, compile_condition
 from engine.errors import InvalidInput
 
-PolicyName = Literal["rules", "model", "bandit"]
+PolicyName = Literal["rules", "model", "bandit", "uniform"]
 POLICIES: tuple[str, ...] = get_args(PolicyName)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_VARIANTS = 100

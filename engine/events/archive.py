@@ -37,7 +37,7 @@ from engine.store.scripts import LuaScript, with_script
 log = logging.getLogger(__name__)
 
 CONSUMER = "archiver"  # one name for every process, so any run takes over a crash's entries
-READ_COUNT = 5000
+READ_COUNT = 1000  # decision records are ~1 KB: a bigger read can outlast the Redis timeout
 LOCK_FILE = ".lock"
 SECONDS_PER_DAY = 86_400
 SCHEMA = pa.schema(

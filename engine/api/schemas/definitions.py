@@ -77,11 +77,12 @@ class SlotIn(BaseModel):
 
     variants: list[VariantIn] = Field(min_length=1)
     default: str
-    policy: Literal["rules", "model", "bandit"] = Field(
+    policy: Literal["rules", "model", "bandit", "uniform"] = Field(
         default="rules",
         description="model: the active scorer for this slot ranks the variants (rules, then "
         "the default, when it has none); bandit: Thompson sampling learns each segment's "
-        "best variant from impressions and rewards",
+        "best variant from impressions and rewards; uniform: every variant equally likely "
+        "(the unbiased log a first scorer is trained and judged on)",
     )
     rules: list[RuleIn] = Field(default_factory=list)
     exploration: dict[Literal["epsilon", "softmax"], float] | None = Field(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
+from scipy import stats
+
 from engine.decisions.decide import decide, fallback
 from engine.decisions.rules import Facts
 from engine.decisions.segments import compile_segment
@@ -79,3 +83,18 @@ def test_fallback_gives_every_slot_its_default_with_policy_fallback() -> None:
         ("home_hero", slots[0].default, "fallback", 1.0),
         ("banner", slots[1].default, "fallback", 1.0),
     ]
+
+
+def test_the_uniform_policy_draws_every_variant_equally_with_exact_propensity() -> None:
+    slot = compile_slot(
+        "hero",
+        {"variants": [{"id": v} for v in "abcd"], "default": "a", "policy": "uniform"},
+    )
+    rng = random.Random(4)
+    drawn = []
+    for _ in range(4000):
+        (decision,), _ = decide([slot], [], Facts(context={}, features={}), rng=rng)
+        assert (decision.policy, decision.propensity) == ("uniform", 0.25)
+        drawn.append(decision.variant.id)
+    counts = [drawn.count(v) for v in "abcd"]
+    assert stats.chisquare(counts).pvalue > 0.001

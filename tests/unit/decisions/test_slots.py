@@ -87,7 +87,7 @@ def test_unknown_top_level_fields_are_refused() -> None:
 
 
 def test_unknown_policy_is_refused() -> None:
-    refused("policy: 'greedy' is not one of rules, model, bandit", policy="greedy")
+    refused("policy: 'greedy' is not one of rules, model, bandit, uniform", policy="greedy")
 
 
 def test_bandit_section_is_checked_and_only_allowed_on_bandit_slots() -> None:

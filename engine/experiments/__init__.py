@@ -1,0 +1,1 @@
+"""Experiments: definitions, assignment, tracking, statistics, report."""

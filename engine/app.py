@@ -36,7 +36,7 @@ from engine.auth import ApiKeys
 from engine.background import pause
 from engine.decisions.bandit import BanditRegistry
 from engine.decisions.log import DecisionLog, LogTarget
-from engine.decisions.registry import DefinitionRegistry
+from engine.decisions.registry import DefinitionRegistry, arm_model_versions
 from engine.decisions.scorers import ScorerRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store,
             settings.artifacts_dir,
             on_load_error=lambda kind: metrics.model_load_errors.labels(kind).inc(),
+            experiment_versions=lambda: arm_model_versions(registry.current),
         )
         scorer_poller = asyncio.create_task(scorers.run(settings.models_refresh_ms / 1000))
         bandits = BanditRegistry(store)

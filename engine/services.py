@@ -13,7 +13,7 @@ from engine.decisions.scorers import ScorerRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
 from engine.events.ingest import ingest_policy, write_events
-from engine.events.outcomes import outcome_counts
+from engine.events.outcomes import outcomes_of
 from engine.events.spool import EventSpool
 from engine.metrics import Metrics
 from engine.privacy.pseudonym import Pseudonymizer
@@ -49,10 +49,10 @@ class Services:
         definitions = self.registry.current
         outcomes = None
         if definitions is not None:
-            slots, signer, keys = definitions.slots, self.signer, self.store.keys
-            outcomes = [outcome_counts(event, slots, signer, keys) for event in events]
+            signer, keys = self.signer, self.store.keys
+            outcomes = [outcomes_of(event, definitions, signer, keys) for event in events]
         counts = await write_events(
-            self.store, events, ingest_policy(self.settings), counts=outcomes
+            self.store, events, ingest_policy(self.settings), outcomes=outcomes
         )
         if counts.without_consent:
             self.metrics.events_dropped.labels("no_consent").inc(counts.without_consent)

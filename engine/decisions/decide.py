@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -13,7 +13,9 @@ import numpy as np
 from engine.decisions.bandit import SlotBandit
 from engine.decisions.rules import Facts
 from engine.decisions.segments import Segment, segments_of
-from engine.decisions.slots import Slot, Variant
+from engine.decisions.slots import PolicyName, Slot, Variant
+from engine.experiments.assignment import Assignment, assign
+from engine.experiments.definitions import Experiment
 from models.scorer import VariantScorer
 
 # "model": the slot's scorer chose, with exploration; "bandit": a Thompson draw from
@@ -21,7 +23,11 @@ from models.scorer import VariantScorer
 # a first scorer is trained and judged on); "fallback": Redis was away; "no_consent": the
 # visitor refused personalization. A model or bandit slot that cannot decide that way
 # (no scorer loaded, no posteriors yet) decides by its rules and says "rules".
-DecisionPolicy = Literal["rules", "model", "bandit", "uniform", "fallback", "no_consent"]
+# "experiment": the visitor's experiment arm fixed the variant (or an MVT cell its
+# content); "holdout": the experiment's holdout, who get the slot's default.
+DecisionPolicy = Literal[
+    "rules", "model", "bandit", "uniform", "experiment", "holdout", "fallback", "no_consent"
+]
 _SHARED_RNG = random.Random()
 _SHARED_NP_RNG = np.random.default_rng()
 log = logging.getLogger(__name__)
@@ -36,69 +42,132 @@ class Decision:
     model_version: str | None = None
     segment: str | None = None  # the bandit's posterior
     propensity_estimated: bool = False  # a bandit's: by Monte Carlo, not exact
+    experiment: str | None = None
+    arm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Models:
+    """What the learned policies decide with, as this worker holds it now."""
+
+    scorers: Mapping[str, VariantScorer] = field(default_factory=dict)  # active, by slot
+    scorer_versions: Mapping[str, VariantScorer] = field(default_factory=dict)  # by version
+    bandits: Mapping[str, SlotBandit] = field(default_factory=dict)
+
+
+NO_MODELS = Models()
+
+
+@dataclass(frozen=True, slots=True)
+class _Visitor:
+    facts: Facts
+    member_of: frozenset[str]
+    rng: random.Random
+    bandit_rng: np.random.Generator
+    on_model_missing: Callable[[str], None]
 
 
 def decide(
     slots: Sequence[Slot],
     segments: Sequence[Segment],
     facts: Facts,
-    scorers: Mapping[str, VariantScorer] | None = None,
+    models: Models = NO_MODELS,
+    *,
+    pid: str = "",
+    experiments: Mapping[str, tuple[Experiment, ...]] | None = None,
     rng: random.Random = _SHARED_RNG,
-    on_model_missing: Callable[[str], None] = lambda slot: None,
-    bandits: Mapping[str, SlotBandit] | None = None,
     bandit_rng: np.random.Generator | None = None,
+    on_model_missing: Callable[[str], None] = lambda slot: None,
 ) -> tuple[list[Decision], frozenset[str]]:
-    """One decision per slot, and the visitor's segments (which rules may target)."""
+    """One decision per slot, and the visitor's segments (which rules may target).
+    A slot under a running experiment the visitor is assigned to (by `pid`) decides
+    as their arm says."""
     member_of = segments_of(segments, facts)
-    facts = replace(facts, segments=member_of)
+    visitor = _Visitor(
+        replace(facts, segments=member_of),
+        member_of,
+        rng,
+        bandit_rng or _SHARED_NP_RNG,
+        on_model_missing,
+    )
     decisions = []
     for slot in slots:
-        if slot.policy == "uniform":
-            ids = list(slot.variants)
-            variant = slot.variants[ids[int(rng.random() * len(ids))]]
-            decisions.append(Decision(slot.name, variant, "uniform", 1.0 / len(ids)))
-            continue
-        if slot.policy == "bandit":
+        assignment = None
+        if experiments:
+            for experiment in experiments.get(f"slot:{slot.name}", ()):
+                assignment = assign(experiment, pid)
+                if assignment is not None:
+                    break
+        if assignment is None:
             decisions.append(
-                _bandit_decision(slot, member_of, facts, bandits, bandit_rng or _SHARED_NP_RNG)
+                _by_policy(slot, slot.policy, models.scorers.get(slot.name), models, visitor)
             )
-            continue
-        scorer = scorers.get(slot.name) if scorers and slot.policy == "model" else None
-        if scorer is None:
-            if slot.policy == "model":
-                on_model_missing(slot.name)
-            # rules are deterministic: the chosen variant had probability one
-            decisions.append(Decision(slot.name, slot.first_match(facts), "rules", 1.0))
-            continue
-        ids = list(slot.variants)
-        try:
-            scores = scorer.score(facts.features, ids)
-        except Exception:  # a model that breaks on some input must not break decide
-            log.exception(
-                "scorer %s failed on slot %s; its rules decide", scorer.version, slot.name
-            )
-            on_model_missing(slot.name)
-            decisions.append(Decision(slot.name, slot.first_match(facts), "rules", 1.0))
-            continue
-        index, propensity = slot.exploration.choose(scores, rng)
-        variant = slot.variants[ids[index]]
-        decisions.append(Decision(slot.name, variant, "model", propensity, scorer.version))
+        else:
+            decisions.append(_in_experiment(slot, assignment, models, visitor))
     return decisions, member_of
 
 
-def _bandit_decision(
-    slot: Slot,
-    member_of: frozenset[str],
-    facts: Facts,
-    bandits: Mapping[str, SlotBandit] | None,
-    rng: np.random.Generator,
+def _in_experiment(
+    slot: Slot, assignment: Assignment, models: Models, visitor: _Visitor
 ) -> Decision:
-    bandit = bandits.get(slot.name) if bandits else None
+    experiment, arm = assignment.experiment.id, assignment.definition
+    if arm is None:  # the holdout: what the slot shows when nothing is personalized
+        return Decision(
+            slot.name, slot.default, "holdout", 1.0, experiment=experiment, arm=assignment.arm
+        )
+    if arm.content is not None:  # an MVT cell: the base variant with the levels' patches
+        base = assignment.experiment.base or slot.default.id
+        variant = Variant(base, arm.content)
+        return Decision(slot.name, variant, "experiment", 1.0, experiment=experiment, arm=arm.name)
+    if arm.variant is not None:
+        variant = slot.variants[arm.variant]
+        return Decision(slot.name, variant, "experiment", 1.0, experiment=experiment, arm=arm.name)
+    if arm.model_version is not None:
+        scorer = models.scorer_versions.get(arm.model_version)
+        decision = _by_policy(slot, "model", scorer, models, visitor)
+    else:
+        policy = arm.policy or slot.policy
+        decision = _by_policy(slot, policy, models.scorers.get(slot.name), models, visitor)
+    return replace(decision, experiment=experiment, arm=arm.name)
+
+
+def _by_policy(
+    slot: Slot,
+    policy: PolicyName,
+    scorer: VariantScorer | None,
+    models: Models,
+    visitor: _Visitor,
+) -> Decision:
+    facts = visitor.facts
+    if policy == "uniform":
+        ids = list(slot.variants)
+        variant = slot.variants[ids[int(visitor.rng.random() * len(ids))]]
+        return Decision(slot.name, variant, "uniform", 1.0 / len(ids))
+    if policy == "bandit":
+        return _bandit_decision(slot, visitor, models.bandits.get(slot.name))
+    if policy != "model":
+        # rules are deterministic: the chosen variant had probability one
+        return Decision(slot.name, slot.first_match(facts), "rules", 1.0)
+    if scorer is None:
+        visitor.on_model_missing(slot.name)
+        return Decision(slot.name, slot.first_match(facts), "rules", 1.0)
+    ids = list(slot.variants)
+    try:
+        scores = scorer.score(facts.features, ids)
+    except Exception:  # a model that breaks on some input must not break decide
+        log.exception("scorer %s failed on slot %s; its rules decide", scorer.version, slot.name)
+        visitor.on_model_missing(slot.name)
+        return Decision(slot.name, slot.first_match(facts), "rules", 1.0)
+    index, propensity = slot.exploration.choose(scores, visitor.rng)
+    return Decision(slot.name, slot.variants[ids[index]], "model", propensity, scorer.version)
+
+
+def _bandit_decision(slot: Slot, visitor: _Visitor, bandit: SlotBandit | None) -> Decision:
     if bandit is None or bandit.config != slot.bandit or bandit.variants != tuple(slot.variants):
         # posteriors not read yet for this definition: the rules hold the slot meanwhile
-        return Decision(slot.name, slot.first_match(facts), "rules", 1.0)
-    segment = bandit.config.segment_of(member_of)
-    index, propensity = bandit.posteriors[segment].choose(rng)
+        return Decision(slot.name, slot.first_match(visitor.facts), "rules", 1.0)
+    segment = bandit.config.segment_of(visitor.member_of)
+    index, propensity = bandit.posteriors[segment].choose(visitor.bandit_rng)
     variant = slot.variants[bandit.variants[index]]
     return Decision(
         slot.name, variant, "bandit", propensity, segment=segment, propensity_estimated=True

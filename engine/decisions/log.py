@@ -8,6 +8,9 @@ background task; the script also indexes them per profile, so erasure deletes th
 with the visitor's events. While Redis is away the buffer holds up to `capacity`
 records, then the oldest are dropped and counted: decisions are analytics, not the
 visitor's own events, and a worker must not grow without bound.
+
+Experiment exposures travel the same way (`expose`): the first one per visitor and
+experiment is counted into its arm by `lua/expose.lua`, in the same flush.
 """
 
 from __future__ import annotations
@@ -29,9 +32,22 @@ from engine.store.scripts import packaged, with_script
 log = logging.getLogger(__name__)
 
 LOG_DECISIONS = packaged("log_decisions")
+EXPOSE = packaged("expose")
 BATCH = 500
 FLUSH_INTERVAL_S = 0.05
 CAPACITY = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A visitor shown an experiment's arm: counted once, with the pre-period covariate
+    (for CUPED) and the breakdown segments they were in at that moment."""
+
+    experiment: str
+    arm: str
+    ts: float
+    covariate: float | None
+    segments: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +115,7 @@ class DecisionLog:
         self._store = store
         self._target = target
         self._buffer: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._exposures: collections.deque[tuple[str, Exposure]] = collections.deque()
         self._capacity = capacity
         self._on_drop = on_drop
 
@@ -113,13 +130,20 @@ class DecisionLog:
             raw = json.dumps(record, default=str).encode()
         self._buffer.append((profile_pid, raw))
 
+    def expose(self, profile_pid: str, exposure: Exposure) -> None:
+        """Queue an experiment exposure (counted once per visitor by the script)."""
+        if len(self._exposures) >= self._capacity:
+            self._exposures.popleft()
+            self._on_drop(1)
+        self._exposures.append((profile_pid, exposure))
+
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) + len(self._exposures)
 
     async def flush(self) -> int:
-        """Write everything buffered now, a batch per script call; the number written.
-        A batch that fails goes back to the front of the buffer."""
+        """Write everything buffered now, a batch per script call; the number of records
+        written. A batch that fails goes back to the front of its buffer."""
         written = 0
         while self._buffer:
             batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
@@ -128,13 +152,21 @@ class DecisionLog:
             except BaseException:
                 self._buffer.extendleft(reversed(batch))
                 raise
+        while self._exposures:
+            n = min(BATCH, len(self._exposures))
+            exposures = [self._exposures.popleft() for _ in range(n)]
+            try:
+                await self._write_exposures(exposures)
+            except BaseException:
+                self._exposures.extendleft(reversed(exposures))
+                raise
         return written
 
     async def run(self) -> None:
         """Flush every FLUSH_INTERVAL_S for the app's life; its lifespan flushes last."""
         while True:
             await pause(FLUSH_INTERVAL_S)
-            if not self._buffer or self._store.circuit_open:
+            if not self.pending or self._store.circuit_open:
                 continue
             try:
                 await self.flush()
@@ -159,4 +191,19 @@ class DecisionLog:
             reply = await with_script(
                 redis, LOG_DECISIONS, lambda: redis.evalsha(LOG_DECISIONS.sha, 0, *args)
             )
+        return int(reply)
+
+    async def _write_exposures(self, batch: list[tuple[str, Exposure]]) -> int:
+        keys = self._store.keys
+        args: list[str] = [
+            keys.visitor_key_base,
+            keys.experiment_key_base,
+            str(self._target.ttl_s),
+        ]
+        for profile_pid, e in batch:
+            covariate = "" if e.covariate is None else repr(e.covariate)
+            args += (profile_pid, e.experiment, e.arm, repr(e.ts), covariate, ",".join(e.segments))
+        redis = self._store.redis
+        async with self._store.guard("expose"):
+            reply = await with_script(redis, EXPOSE, lambda: redis.evalsha(EXPOSE.sha, 0, *args))
         return int(reply)

@@ -20,6 +20,7 @@ from engine.background import pause
 from engine.decisions.segments import Segment, compile_segment
 from engine.decisions.slots import Slot, compile_slot
 from engine.errors import OmotenashiError, StoreUnavailable
+from engine.experiments.definitions import Experiment, Metric, compile_experiment
 from engine.store.definitions import DefinitionKind, DefinitionRepository
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,10 @@ class CompiledDefinitions:
     version: int
     slots: dict[str, Slot] = field(default_factory=dict)
     segments: tuple[Segment, ...] = ()
+    experiments: dict[str, Experiment] = field(default_factory=dict)
+    running: dict[str, tuple[Experiment, ...]] = field(default_factory=dict)  # by target
+    # event type -> (experiment, metric) of running experiments that count it
+    metrics_by_event: dict[str, tuple[tuple[str, Metric], ...]] = field(default_factory=dict)
 
 
 def compile_all(
@@ -48,7 +53,44 @@ def compile_all(
             segments.append(compile_segment(name, definition))
         except OmotenashiError as exc:
             log.error("segment %r left out: %s", name, exc.message)
-    return CompiledDefinitions(version=version, slots=slots, segments=tuple(segments))
+    experiments: dict[str, Experiment] = {}
+    running: dict[str, list[Experiment]] = {}
+    for name, definition in sorted(raw.get("experiments", {}).items()):
+        try:
+            experiment = compile_experiment(name, definition, slots)
+        except OmotenashiError as exc:
+            log.error("experiment %r left out: %s", name, exc.message)
+            continue
+        experiments[name] = experiment
+        if experiment.status == "running":
+            running.setdefault(experiment.target, []).append(experiment)
+    by_event: dict[str, list[tuple[str, Metric]]] = {}
+    for found in running.values():
+        for experiment in found:
+            for metric in experiment.metrics:
+                by_event.setdefault(metric.event, []).append((experiment.id, metric))
+    return CompiledDefinitions(
+        version=version,
+        slots=slots,
+        segments=tuple(segments),
+        experiments=experiments,
+        running={target: tuple(found) for target, found in running.items()},
+        metrics_by_event={event: tuple(pairs) for event, pairs in by_event.items()},
+    )
+
+
+def arm_model_versions(definitions: CompiledDefinitions | None) -> dict[str, str]:
+    """Scorer versions that running experiments' arms name: version -> slot."""
+    if definitions is None:
+        return {}
+    return {
+        arm.model_version: experiment.slot
+        for found in definitions.running.values()
+        for experiment in found
+        if experiment.slot is not None
+        for arm in experiment.arms
+        if arm.model_version is not None
+    }
 
 
 class DefinitionRegistry:

@@ -10,17 +10,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.decisions.bandit import BanditRegistry
-from engine.decisions.decide import Decision, decide, fallback
-from engine.decisions.log import DecisionLog, decision_record
+import numpy as np
+
+from engine.decisions.decide import NO_MODELS, Decision, Models, decide, fallback
+from engine.decisions.log import DecisionLog, Exposure, decision_record
 from engine.decisions.registry import CompiledDefinitions
 from engine.decisions.rules import Facts
 from engine.decisions.tokens import DecisionToken, TokenSigner
 from engine.errors import DefinitionsNotLoaded, NotFound, StoreUnavailable
+from engine.experiments.definitions import Experiment
 from engine.store.client import Store
 from engine.store.profiles import read_profile
 from models.features import decode_features
-from models.scorer import VariantScorer
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +64,9 @@ async def decide_for_visitor(
     context: dict[str, Any],
     personalization_default: bool = True,
     decision_log: DecisionLog | None = None,
-    scorers: Mapping[str, VariantScorer] | None = None,
+    models: Models = NO_MODELS,
     on_model_missing: Callable[[str], None] = lambda slot: None,
-    bandits: BanditRegistry | None = None,
+    bandit_rng: np.random.Generator | None = None,
 ) -> DecideResult:
     """Decisions for one visitor; defaults with policy "fallback" if Redis is away and
     "no_consent" if the visitor refused personalization (then nothing else is read)."""
@@ -92,10 +93,11 @@ async def decide_for_visitor(
                 slots,
                 definitions.segments,
                 facts,
-                scorers,
+                models,
+                pid=pid,
+                experiments=definitions.running,
+                bandit_rng=bandit_rng,
                 on_model_missing=on_model_missing,
-                bandits=bandits.current if bandits else None,
-                bandit_rng=bandits.rng if bandits else None,
             )
     decision_id = new_id()
     issued_at = int(now)
@@ -113,6 +115,8 @@ async def decide_for_visitor(
                     issued_at=issued_at,
                     model_version=d.model_version,
                     segment=d.segment,
+                    experiment=d.experiment,
+                    arm=d.arm,
                 )
             ),
         )
@@ -136,11 +140,38 @@ async def decide_for_visitor(
                     model_version=d.model_version,
                     features=features,
                     context=context,
-                    extra=(
-                        {"propensity_estimated": True, "bandit_segment": d.segment}
-                        if d.propensity_estimated
-                        else None
-                    ),
+                    extra=_extra(d),
                 ),
             )
+            if d.experiment is not None:
+                experiment = definitions.experiments[d.experiment]
+                decision_log.expose(profile.pid, exposure(experiment, d, now, features, segments))
     return DecideResult(decision_id, signed, segments)
+
+
+def _extra(d: Decision) -> dict[str, Any] | None:
+    """What a decision adds to its log record beyond the common fields."""
+    extra: dict[str, Any] = {}
+    if d.propensity_estimated:
+        extra.update(propensity_estimated=True, bandit_segment=d.segment)
+    if d.experiment is not None:
+        extra.update(experiment=d.experiment, arm=d.arm)
+    return extra or None
+
+
+def exposure(
+    experiment: Experiment,
+    d: Decision,
+    now: float,
+    features: Mapping[str, Any],
+    member_of: frozenset[str],
+) -> Exposure:
+    """The visitor's exposure: the arm, the covariate CUPED adjusts with (the feature's
+    value before this exposure; 0 when the visitor has none yet, a newcomer), and the
+    breakdown segments they are in."""
+    covariate = None
+    if experiment.covariate is not None:
+        value = features.get(experiment.covariate, 0.0)
+        covariate = float(value) if isinstance(value, int | float) else None
+    segments = tuple(s for s in experiment.segments if s in member_of)
+    return Exposure(experiment.id, d.arm or "", now, covariate, segments)

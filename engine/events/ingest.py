@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from engine.settings import Settings
 from engine.store.client import Store
-from engine.store.profiles import IngestCounts, IngestPolicy, OutcomeCount, ingest_events
+from engine.store.profiles import IngestCounts, IngestPolicy, Outcome, ingest_events
 from models.events import Event
 
 # Per profile, how many event-log ids (and seen event ids) are kept for export and erasure.
@@ -31,8 +31,8 @@ async def write_events(
     events: Sequence[Event],
     policy: IngestPolicy,
     now: float | None = None,
-    counts: Sequence[Sequence[OutcomeCount]] | None = None,
+    outcomes: Sequence[Sequence[Outcome]] | None = None,
 ) -> IngestCounts:
     """Apply a batch; events already seen (same event id) or without consent are skipped."""
     now = time.time() if now is None else now
-    return await ingest_events(store, events, policy, now, counts)
+    return await ingest_events(store, events, policy, now, outcomes)

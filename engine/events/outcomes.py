@@ -1,4 +1,12 @@
-"""Outcome counts: what an event adds to the aggregates its decision token points at.
+"""Outcomes: what an accepted event adds to aggregates: bandit counters through its
+decision token, and the metrics of running experiments its visitor was exposed to.
+
+Experiments: every running experiment with a metric on this event type gets a
+`MetricOutcome`; the ingest script applies it only if the visitor's profile was
+exposed to the experiment within the metric's window (no token needed: a purchase
+counts for an experiment on the home page's hero).
+
+Bandits:
 
 An impression carrying a bandit decision's token is a trial of (slot, segment,
 variant); the slot's reward event (a click, or a conversion) within the bandit's
@@ -15,20 +23,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from engine.decisions.bandit import counter_field
+from engine.decisions.registry import CompiledDefinitions
 from engine.decisions.slots import Slot
 from engine.decisions.tokens import TokenSigner
 from engine.errors import InvalidToken
 from engine.store.keys import Keys
-from engine.store.profiles import OutcomeCount
+from engine.store.profiles import MetricOutcome, Outcome, OutcomeCount
 from models.events import Event
 
 MAX_CLOCK_SKEW_S = 300.0
 
 
-def outcome_counts(
+def outcomes_of(
+    event: Event, definitions: CompiledDefinitions, signer: TokenSigner, keys: Keys
+) -> list[Outcome]:
+    """What this event does to aggregates, if it is accepted."""
+    outcomes: list[Outcome] = [
+        MetricOutcome(experiment, m.name, m.aggregation, event.value or 0.0, m.window_s)
+        for experiment, m in definitions.metrics_by_event.get(event.type, ())
+    ]
+    outcomes += bandit_counts(event, definitions.slots, signer, keys)
+    return outcomes
+
+
+def bandit_counts(
     event: Event, slots: Mapping[str, Slot], signer: TokenSigner, keys: Keys
 ) -> list[OutcomeCount]:
-    """The counts this event makes, if it is accepted."""
+    """The bandit counts this event makes, if it is accepted."""
     if event.token is None or event.type not in ("impression", "click", "conversion"):
         return []
     try:

@@ -6,14 +6,16 @@ reading one small key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import orjson
+from redis.exceptions import WatchError
 
 from engine.store.client import Store
 
-DefinitionKind = Literal["slots", "segments"]
-KINDS: tuple[DefinitionKind, ...] = ("slots", "segments")
+DefinitionKind = Literal["slots", "segments", "experiments"]
+KINDS: tuple[DefinitionKind, ...] = ("slots", "segments", "experiments")
 
 
 class DefinitionRepository:
@@ -46,6 +48,29 @@ class DefinitionRepository:
                 pipe.delete(self._keys.bandit(name))
             deleted, *_ = await pipe.execute()
         return bool(deleted)
+
+    async def replace_all(
+        self, kind: DefinitionKind, change: Callable[[dict[str, bytes]], dict[str, Any]]
+    ) -> None:
+        """Read every definition of `kind`, let `change` return the ones to write (given
+        the stored JSON by name; it may raise), and write them, atomically against any
+        concurrent change of that kind (optimistic: retried on conflict)."""
+        key = self._keys.definitions(kind)
+        guard = self._store.guard("definitions_update")
+        async with guard, self._store.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw: Any = await pipe.hgetall(key)
+                    writes = change({k.decode(): v for k, v in raw.items()})
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    for name, definition in writes.items():
+                        pipe.hset(key, name, orjson.dumps(definition))
+                    pipe.incr(self._keys.definitions_version)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
 
     async def version(self) -> int:
         async with self._store.guard("definitions_version"):

@@ -9,6 +9,7 @@
 | `<p>:{v:<pid>}:log`              | list   | stream ids of this profile's event-log entries     |
 | `<p>:{v:<pid>}:alias`            | string | the profile this visitor id was merged into        |
 | `<p>:{v:<pid>}:aliases`          | set    | visitor pids merged into this profile              |
+| `<p>:{v:<pid>}:exp`              | hash   | experiment -> arm, exposure; `<exp>|<metric>` -> y |
 | `<p>:{defs}:slots`               | hash   | slot name -> slot definition (JSON)                |
 | `<p>:{defs}:segments`            | hash   | segment name -> segment definition (JSON)          |
 | `<p>:{defs}:version`             | string | bumped on every definition change                  |
@@ -16,6 +17,7 @@
 | `<p>:items:version`              | string | bumped on every catalogue change                   |
 | `<p>:models:active`              | hash   | artifact kind -> active version                    |
 | `<p>:bandit:<slot>`              | hash   | `t|s:<segment>:<variant>` -> trials, successes     |
+| `<p>:{x:<id>}:stats`             | hash   | an experiment's sums per arm, segment and metric   |
 | `<p>:events`                     | stream | the event log (capped, pseudonymized)              |
 | `<p>:erasures`                   | zset   | erased pid -> time; the archiver drops their rows  |
 
@@ -42,6 +44,7 @@ VISITOR_SUFFIXES: tuple[str, ...] = (
     "log",
     "alias",
     "aliases",
+    "exp",
 )
 ARCHIVE_GROUP = "archiver"
 
@@ -96,6 +99,15 @@ class Keys:
     def bandit(self, slot: str) -> str:
         """A bandit slot's counters (engine.decisions.bandit)."""
         return f"{self.prefix}:bandit:{slot}"
+
+    @property
+    def experiment_key_base(self) -> str:
+        """What an experiment's keys start with, before its id (for the scripts)."""
+        return f"{self.prefix}:{{x:"
+
+    def experiment_stats(self, experiment: str) -> str:
+        """An experiment's sufficient statistics (engine.experiments.tracking)."""
+        return f"{self.prefix}:{{x:{experiment}}}:stats"
 
     @property
     def event_log(self) -> str:

@@ -56,6 +56,28 @@ class OutcomeCount:
     key: str
     field: str
 
+    def wire(self) -> tuple[str, ...]:
+        return ("c", self.marker, self.key, self.field)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricOutcome:
+    """An accepted event's effect on an experiment metric of its visitor, if they were
+    exposed to the experiment no longer than `window_s` before: the value becomes 1
+    (conversion), grows by one (count) or by `value` (sum)."""
+
+    experiment: str
+    metric: str
+    aggregation: str
+    value: float
+    window_s: int
+
+    def wire(self) -> tuple[str | float | int, ...]:
+        return ("x", self.experiment, self.metric, self.aggregation, self.value, self.window_s)
+
+
+Outcome = OutcomeCount | MetricOutcome
+
 
 @dataclass(frozen=True, slots=True)
 class IngestCounts:
@@ -80,11 +102,11 @@ async def ingest_events(
     events: Sequence[Event],
     policy: IngestPolicy,
     now: float,
-    counts: Sequence[Sequence[OutcomeCount]] | None = None,
+    outcomes: Sequence[Sequence[Outcome]] | None = None,
 ) -> IngestCounts:
     """Log `events` and apply their feature, history and identity updates atomically,
-    and each accepted event's outcome `counts` (engine.events.outcomes), once each."""
-    args = _ingest_args(store, events, policy, now, counts)
+    and each accepted event's `outcomes` (engine.events.outcomes)."""
+    args = _ingest_args(store, events, policy, now, outcomes)
     redis = store.redis
     async with store.guard("write_events"):
         reply = await with_script(redis, INGEST, lambda: redis.evalsha(INGEST.sha, 0, *args))
@@ -97,7 +119,7 @@ def _ingest_args(
     events: Sequence[Event],
     policy: IngestPolicy,
     now: float,
-    counts: Sequence[Sequence[OutcomeCount]] | None,
+    outcomes: Sequence[Sequence[Outcome]] | None,
 ) -> list[str | bytes]:
     keys = store.keys
     identifies = any(event.type == "identify" for event in events)
@@ -110,9 +132,9 @@ def _ingest_args(
         ]
         for event in events
     ]
-    for entry, event_counts in zip(batch, counts or (), strict=False):
-        if event_counts:
-            entry.append([(c.marker, c.key, c.field) for c in event_counts])
+    for entry, event_outcomes in zip(batch, outcomes or (), strict=False):
+        if event_outcomes:
+            entry.append([outcome.wire() for outcome in event_outcomes])
     args: list[str | bytes] = [
         keys.visitor_key_base,
         repr(now),
@@ -127,6 +149,7 @@ def _ingest_args(
         # structure in one JSON argument (redis-py packs each argument in Python), ids and
         # log records as plain arguments (Redis would spend time unescaping them in JSON)
         orjson.dumps(batch),
+        keys.experiment_key_base,
     ]
     for event in events:
         args += (event.pid, event.event_id or "", orjson.dumps(event.to_record()))
@@ -224,7 +247,14 @@ class Erasure:
 async def erase_visitor(store: Store, pid: str, now: float) -> Erasure:
     """Delete everything kept about the person behind `pid` (idempotent)."""
     keys = store.keys
-    args = (keys.visitor_key_base, pid, keys.event_log, keys.erasures, repr(now))
+    args = (
+        keys.visitor_key_base,
+        pid,
+        keys.event_log,
+        keys.erasures,
+        repr(now),
+        keys.experiment_key_base,
+    )
     redis = store.redis
     async with store.guard("erase_visitor"):
         reply = await with_script(
@@ -240,7 +270,7 @@ async def export_visitor(store: Store, pid: str) -> dict[str, Any]:
     redis = store.redis
     async with store.guard("export_visitor"):
         reply = await with_script(redis, EXPORT, lambda: redis.evalsha(EXPORT.sha, 0, *args))
-    profile, consent, features, history, aliases, seen, entries = reply
+    profile, consent, features, history, aliases, seen, entries, experiments = reply
     log = []
     for stream_id, fields in entries:
         record = dict(zip(fields[::2], fields[1::2], strict=True))
@@ -253,7 +283,30 @@ async def export_visitor(store: Store, pid: str) -> dict[str, Any]:
         "merged_ids": sorted(alias.decode() for alias in aliases),
         "event_ids_seen": [{"event_id": k.decode(), "at": float(v)} for k, v in _pairs(seen)],
         "events": log,
+        "experiments": _experiments(experiments),
     }
+
+
+def _experiments(flat: Sequence[bytes]) -> dict[str, dict[str, Any]]:
+    """The `exp` hash (engine/store/lua/experiment_sums.lua) as experiment -> exposure."""
+    out: dict[str, dict[str, Any]] = {}
+    values: list[tuple[str, str, float]] = []
+    for field, raw in _pairs(flat):
+        name, _, metric = field.decode().partition("|")
+        if metric:
+            values.append((name, metric, float(raw)))
+            continue
+        arm, at, covariate, segments = raw.decode().split("\t")
+        out[name] = {
+            "arm": arm,
+            "first_exposure": float(at),
+            "covariate": float(covariate) if covariate else None,
+            "segments": [s for s in segments.split(",") if s],
+            "metrics": {},
+        }
+    for name, metric, value in values:
+        out.setdefault(name, {"metrics": {}})["metrics"][metric] = value
+    return out
 
 
 def _pairs(flat: Sequence[bytes]) -> Iterable[tuple[bytes, bytes]]:

@@ -4,6 +4,7 @@ Redis, not once per call (an ingest batch's script is several KB)."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,9 +28,16 @@ class LuaScript:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
+INCLUDE = re.compile(r"^--#include (\w+)$", re.MULTILINE)
+
+
 def packaged(name: str) -> LuaScript:
-    """A script shipped in `engine/store/lua/<name>.lua`."""
-    source = resources.files("engine.store").joinpath(f"lua/{name}.lua").read_text()
+    """A script shipped in `engine/store/lua/<name>.lua`; a line `--#include lib` is
+    replaced by `lua/lib.lua` (Redis scripts cannot load each other, and functions that
+    several scripts need must not be copied)."""
+    folder = resources.files("engine.store").joinpath("lua")
+    source = folder.joinpath(f"{name}.lua").read_text()
+    source = INCLUDE.sub(lambda m: folder.joinpath(f"{m.group(1)}.lua").read_text(), source)
     return LuaScript(name, source)
 
 

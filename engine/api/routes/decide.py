@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 
 from engine.api.body import json_body, parse_body
 from engine.api.deps import SITE_KEY_SECURITY, site_services
 from engine.api.responses import json_response
 from engine.api.schemas.decide import DecideRequest, DecideResponse
+from engine.decisions.decide import Models
 from engine.decisions.serve import decide_for_visitor
 
 router = APIRouter(tags=["decide"])
@@ -30,23 +33,27 @@ async def decide_route(request: Request) -> Response:
         context=body.context,
         personalization_default=services.personalization_default,
         decision_log=services.decision_log,
-        scorers=services.scorers.current,
+        models=Models(
+            services.scorers.current, services.scorers.versions, services.bandits.current
+        ),
         on_model_missing=lambda slot: services.metrics.model_missing.labels(slot).inc(),
-        bandits=services.bandits,
+        bandit_rng=services.bandits.rng,
     )
     decisions = []
     for signed in result.decisions:
         d = signed.decision
         services.metrics.count_decision(d.policy)
-        decisions.append(
-            {
-                "slot": d.slot,
-                "variant": d.variant.id,
-                "content": d.variant.content,
-                "token": signed.token,
-                "policy": d.policy,
-            }
-        )
+        decision: dict[str, Any] = {
+            "slot": d.slot,
+            "variant": d.variant.id,
+            "content": d.variant.content,
+            "token": signed.token,
+            "policy": d.policy,
+        }
+        if d.experiment is not None:
+            decision["experiment"] = d.experiment
+            decision["arm"] = d.arm
+        decisions.append(decision)
     return json_response(
         {
             "decision_id": result.decision_id,

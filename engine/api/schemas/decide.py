@@ -27,7 +27,9 @@ class DecisionOut(BaseModel):
     variant: str
     content: dict[str, Any]
     token: str = Field(description="signed; send it back with impression, click, conversion")
-    policy: Literal["rules", "model", "bandit", "uniform", "fallback", "no_consent"]
+    policy: Literal[
+        "rules", "model", "bandit", "uniform", "experiment", "holdout", "fallback", "no_consent"
+    ]
     experiment: str | None = None
     arm: str | None = None
 

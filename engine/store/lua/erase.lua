@@ -1,8 +1,11 @@
 -- Erases a person: the profile the id resolves to, every visitor id merged into it, their
 -- consent, aliases and event-log entries; the archiver later drops their archived rows.
--- ARGV: base pid stream erasures now suffixes...
+-- Their experiment exposures and metric values are taken out of the experiments' sums.
+-- ARGV: base pid stream erasures now xbase suffixes...
 -- Returns {profile, ids erased, keys deleted, log entries deleted}.
+--#include experiment_sums
 local base, pid, stream, erasures, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local xbase = ARGV[6]
 local function key(p, suffix)
   return base .. p .. '}:' .. suffix
 end
@@ -19,7 +22,10 @@ for j = 1, #log, 1000 do
 end
 local deleted = 0
 for _, id in ipairs(ids) do
-  for s = 6, #ARGV do
+  for exp, data in pairs(exp_all(key(id, 'exp'))) do
+    exp_retract(xbase, exp, data)
+  end
+  for s = 7, #ARGV do
     deleted = deleted + redis.call('DEL', key(id, ARGV[s]))
   end
   redis.call('ZADD', erasures, now, id)

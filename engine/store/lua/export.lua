@@ -1,7 +1,8 @@
 -- Everything stored about a visitor, for an export request.
 -- ARGV: base pid stream
 -- Returns {profile, consent (flat), features (flat), history (flat, with scores),
---          aliases, event ids seen (flat, with scores), log entries [[id, fields]...]}.
+--          aliases, event ids seen (flat, with scores), log entries [[id, fields]...],
+--          experiments (flat: the exposure records and metric values)}.
 local base, pid, stream = ARGV[1], ARGV[2], ARGV[3]
 local function key(p, suffix)
   return base .. p .. '}:' .. suffix
@@ -22,4 +23,5 @@ return {
   redis.call('SMEMBERS', key(profile, 'aliases')),
   redis.call('ZRANGE', key(profile, 'eids'), 0, -1, 'WITHSCORES'),
   entries,
+  redis.call('HGETALL', key(profile, 'exp')),
 }

@@ -2,12 +2,16 @@
 -- merge, event log, features, history. Called by engine/store/profiles.py.
 --
 -- ARGV: base now ttl dedup_window history_size stream maxlen analytics_default
---       log_cap merge_spec batch, then (pid, event_id, record) per event
+--       log_cap merge_spec batch xbase, then (pid, event_id, record) per event
 -- batch (JSON): [[customer_pid, ts, [items], [[kind, field, value, keep_days?], ...],
---               [[marker, key, field], ...]?], ...];
+--               [outcome, ...]?], ...];
 -- kinds: i(ncr) >(max) <(min) n(ewest) b(ucket) s(ession); record: the log entry (JSON).
--- The optional fifth element lists outcome counts (engine/events/outcomes.py): HINCRBY
--- key field 1 unless the marker is among the profile's seen ids (then it is added).
+-- The optional fifth element lists what an accepted event does to aggregates
+-- (engine/events/outcomes.py): ['c', marker, key, field] adds 1 to a counter unless the
+-- marker is among the profile's seen ids (then it is added: once per decision);
+-- ['x', experiment, metric, aggregation, value, window_s] moves the visitor's value of
+-- an experiment's metric, if they were exposed to it within the window (xbase: the
+-- experiments' key base).
 -- Plain arguments cost Redis nothing to decode; JSON is kept to what needs structure.
 -- Returns {accepted, duplicates, dropped_without_consent}.
 --
@@ -25,8 +29,11 @@ local analytics_default = ARGV[8]
 local log_cap = tonumber(ARGV[9])
 local merge_spec = ARGV[10]
 local batch = cjson.decode(ARGV[11])
+local xbase = ARGV[12]
 local today = math.floor(now / 86400)
-local DATA = {'features', 'history', 'eids', 'log', 'aliases'}
+local DATA = {'features', 'history', 'eids', 'log', 'aliases', 'exp'}
+
+--#include experiment_sums
 
 local function key(pid, suffix)
   return base .. pid .. '}:' .. suffix
@@ -220,6 +227,18 @@ local function merge(src, dst)
     end
   end
   push_all(key(dst, 'log'), redis.call('LRANGE', key(src, 'log'), 0, -1))
+  -- experiments: one person counts once; an exposure only the visitor had moves over
+  local dst_exp = key(dst, 'exp')
+  for exp, data in pairs(exp_all(key(src, 'exp'))) do
+    if data.rec ~= nil and redis.call('HEXISTS', dst_exp, exp) == 1 then
+      exp_retract(xbase, exp, data)
+    elseif data.rec ~= nil then
+      redis.call('HSET', dst_exp, exp, data.text)
+      for metric, y in pairs(data.values) do
+        redis.call('HSET', dst_exp, exp .. '|' .. metric, num(y))
+      end
+    end
+  end
   for _, alias in ipairs(redis.call('SMEMBERS', key(src, 'aliases'))) do
     redis.call('SET', key(alias, 'alias'), dst, 'EX', ttl)
     redis.call('SADD', key(dst, 'aliases'), alias)
@@ -280,11 +299,38 @@ local function is_duplicate(profile, event_id)
   return false
 end
 
+-- ['x', experiment, metric, aggregation, value, window_s] for an accepted event at `ts`
+local function experiment_outcome(profile, outcome, ts)
+  local exp, metric, aggregation = outcome[2], outcome[3], outcome[4]
+  local ekey = key(profile, 'exp')
+  local text = redis.call('HGET', ekey, exp)
+  if not text then
+    return -- not exposed: the event is not this experiment's business
+  end
+  local rec = exp_record(text)
+  if ts < rec.at or ts - rec.at > outcome[6] then
+    return
+  end
+  local field = exp .. '|' .. metric
+  local old = tonumber(redis.call('HGET', ekey, field)) or 0
+  local new = old + outcome[5]
+  if aggregation == 'conversion' then
+    new = 1
+  elseif aggregation == 'count' then
+    new = old + 1
+  end
+  if new ~= old then
+    redis.call('HSET', ekey, field, num(new))
+    redis.call('EXPIRE', ekey, ttl)
+    exp_value(xbase .. exp .. '}:stats', rec, metric, old, new)
+  end
+end
+
 local visitors, touched = {}, {}
 local accepted, duplicates, dropped = 0, 0, 0
 for n, event in ipairs(batch) do
   local cpid, ts, items, ops = event[1], event[2], event[3], event[4]
-  local at = 9 + 3 * n
+  local at = 10 + 3 * n
   local pid, event_id, record = ARGV[at], ARGV[at + 1], ARGV[at + 2]
   local visitor = visitors[pid]
   if visitor == nil then
@@ -323,9 +369,13 @@ for n, event in ipairs(batch) do
       state.items[#state.items + 1] = ts
       state.items[#state.items + 1] = item
     end
-    for _, count in ipairs(event[5] or {}) do
-      if not is_duplicate(profile, count[1]) then
-        redis.call('HINCRBY', count[2], count[3], 1)
+    for _, outcome in ipairs(event[5] or {}) do
+      if outcome[1] == 'c' then
+        if not is_duplicate(profile, outcome[2]) then
+          redis.call('HINCRBY', outcome[3], outcome[4], 1)
+        end
+      else
+        experiment_outcome(profile, outcome, ts)
       end
     end
     accepted = accepted + 1

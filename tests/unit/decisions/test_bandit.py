@@ -18,12 +18,12 @@ from engine.decisions.bandit import (
     posterior,
     slot_posteriors,
 )
-from engine.decisions.decide import decide
+from engine.decisions.decide import Models, decide
 from engine.decisions.rules import Facts
 from engine.decisions.segments import compile_segment
 from engine.decisions.slots import compile_slot
 from engine.decisions.tokens import DecisionToken, TokenSigner
-from engine.events.outcomes import outcome_counts
+from engine.events.outcomes import bandit_counts
 from engine.store.keys import Keys
 from models.events import Event
 
@@ -133,7 +133,7 @@ PHONES = compile_segment("phones", {"when": MOBILE})
 
 
 def test_a_bandit_slot_without_posteriors_decides_by_its_rules() -> None:
-    (decision,), _ = decide([bandit_slot()], [PHONES], facts("mobile"), bandits={})
+    (decision,), _ = decide([bandit_slot()], [PHONES], facts("mobile"))
     assert (decision.variant.id, decision.policy, decision.propensity) == ("c", "rules", 1.0)
 
 
@@ -144,9 +144,11 @@ def test_a_bandit_slot_draws_from_the_visitors_segment() -> None:
     counters = {f"t:{seg}:{v}".encode(): b"500" for seg in ("phones", OTHERS) for v in "abc"}
     counters |= {b"s:phones:b": b"250", b"s:_:a": b"250"}  # the others: no success in 500
     posteriors = slot_posteriors(slot.bandit, "abc", counters, rng)
-    bandits = {"hero": SlotBandit(("a", "b", "c"), slot.bandit, counters, posteriors)}
-    (phone,), member_of = decide([slot], [PHONES], facts("mobile"), bandits=bandits, bandit_rng=rng)
-    (desk,), _ = decide([slot], [PHONES], facts("desktop"), bandits=bandits, bandit_rng=rng)
+    models = Models(
+        bandits={"hero": SlotBandit(("a", "b", "c"), slot.bandit, counters, posteriors)}
+    )
+    (phone,), member_of = decide([slot], [PHONES], facts("mobile"), models, bandit_rng=rng)
+    (desk,), _ = decide([slot], [PHONES], facts("desktop"), models, bandit_rng=rng)
     assert member_of == frozenset({"phones"})
     assert (phone.variant.id, phone.policy, phone.segment) == ("b", "bandit", "phones")
     assert (desk.variant.id, desk.segment) == ("a", OTHERS)
@@ -158,7 +160,7 @@ def test_a_changed_definition_waits_for_its_own_posteriors() -> None:
     slot = bandit_slot()
     assert slot.bandit is not None
     old = SlotBandit(("a", "b"), slot.bandit, {}, {})  # built before variant c was added
-    (decision,), _ = decide([slot], [PHONES], facts("desktop"), bandits={"hero": old})
+    (decision,), _ = decide([slot], [PHONES], facts("desktop"), Models(bandits={"hero": old}))
     assert decision.policy == "rules"
 
 
@@ -182,7 +184,7 @@ def token(policy: str = "bandit", segment: str | None = "phones") -> DecisionTok
 
 
 def counted(e: Event, **bandit: Any) -> list[tuple[str, str, str]]:
-    counts = outcome_counts(e, {"hero": bandit_slot(**bandit)}, SIGNER, KEYS)
+    counts = bandit_counts(e, {"hero": bandit_slot(**bandit)}, SIGNER, KEYS)
     return [(c.marker, c.key, c.field) for c in counts]
 
 

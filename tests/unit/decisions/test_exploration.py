@@ -54,7 +54,7 @@ def test_the_default_is_five_percent_epsilon() -> None:
 
 
 def test_a_scorer_that_raises_leaves_the_slot_to_its_rules() -> None:
-    from engine.decisions.decide import decide
+    from engine.decisions.decide import Models, decide
     from engine.decisions.rules import Facts
     from engine.decisions.slots import compile_slot
 
@@ -73,7 +73,7 @@ def test_a_scorer_that_raises_leaves_the_slot_to_its_rules() -> None:
         [slot],
         [],
         Facts(context={}, features={}),
-        {"hero": Broken()},  # type: ignore[dict-item]
+        Models(scorers={"hero": Broken()}),  # type: ignore[dict-item]
         on_model_missing=missing.append,
     )
     assert (decisions[0].variant.id, decisions[0].policy) == ("b", "rules")

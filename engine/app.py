@@ -19,6 +19,7 @@ from engine.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from engine.api.routes import (
     decide,
     events,
+    experiments,
     health,
     items,
     models,
@@ -30,6 +31,7 @@ from engine.api.routes.definitions import segments_router, slots_router
 from engine.api.schemas.decide import DecideRequest
 from engine.api.schemas.definitions import SegmentIn, SlotIn
 from engine.api.schemas.events import EventBatch
+from engine.api.schemas.experiments import ExperimentIn
 from engine.api.schemas.items import ItemBatch
 from engine.api.schemas.visitors import ConsentIn
 from engine.auth import ApiKeys
@@ -69,6 +71,7 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (
     SegmentIn,
     ItemBatch,
     ConsentIn,
+    ExperimentIn,
 )
 
 
@@ -191,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         items.router,
         visitors.router,
         models.router,
+        experiments.router,
     ):
         app.include_router(router)
     install_error_handlers(app)

@@ -68,6 +68,7 @@ async def export(visitor_id: VisitorId, services: ServicesDep) -> Response:
             "merged_ids": data["merged_ids"],
             "event_ids_seen": data["event_ids_seen"],
             "events": data["events"],
+            "experiments": data["experiments"],
         }
     )
 

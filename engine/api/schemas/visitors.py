@@ -42,6 +42,10 @@ class VisitorExport(BaseModel):
     merged_ids: list[str]
     event_ids_seen: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    experiments: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="experiment -> arm, first exposure, covariate, segments, metric values",
+    )
 
 
 class ErasureOut(BaseModel):

@@ -1,0 +1,155 @@
+"""Experiments over HTTP with the real Redis: define, start, decide under the test,
+count exposures and outcomes exactly, stop, and read results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from fastapi import FastAPI
+
+from tests.conftest import ADMIN, SITE
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+SLOT = {
+    "variants": [{"id": v, "content": {"title": v, "colour": "grey"}} for v in ("a", "b", "c")],
+    "default": "a",
+}
+AB = {
+    "target": "slot:hero",
+    "arms": [{"name": "control", "variant": "a"}, {"name": "treat", "variant": "b"}],
+    "metrics": [
+        {"name": "clicked", "event": "click", "primary": True},
+        {"name": "revenue", "event": "purchase", "aggregation": "sum"},
+    ],
+    "covariate": "page_views",
+    "segments": ["phones"],
+}
+
+
+async def setup(client: httpx.AsyncClient, experiment: dict[str, Any] = AB) -> None:
+    phones = {"when": {"attr": "context.device", "op": "eq", "value": "mobile"}}
+    assert (await client.put("/v1/segments/phones", headers=ADMIN, json=phones)).status_code == 201
+    assert (await client.put("/v1/slots/hero", headers=ADMIN, json=SLOT)).status_code == 201
+    response = await client.put("/v1/experiments/exp1", headers=ADMIN, json=experiment)
+    assert response.status_code == 201, response.text
+
+
+async def decide(client: httpx.AsyncClient, visitor: str, device: str = "desktop") -> Any:
+    body = {"visitor_id": visitor, "slots": ["hero"], "context": {"device": device}}
+    response = await client.post("/v1/decide", headers=SITE, json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["decisions"][0]
+
+
+async def events(client: httpx.AsyncClient, *items: dict[str, Any]) -> None:
+    response = await client.post("/v1/events", headers=SITE, json={"events": list(items)})
+    assert response.status_code == 202, response.text
+
+
+async def test_an_ab_test_assigns_counts_and_reports(
+    app: FastAPI, client: httpx.AsyncClient, redis_sync: redis.Redis, key_prefix: str
+) -> None:
+    await setup(client)
+    d = await decide(client, "before")
+    assert "experiment" not in d  # a draft assigns nobody
+    started = await client.post("/v1/experiments/exp1/start", headers=ADMIN)
+    assert started.status_code == 200, started.text
+    assert started.json()["status"] == "running"
+
+    arms: dict[str, str] = {}
+    for i in range(60):
+        visitor = f"v{i}"
+        await events(client, *[{"type": "page_view", "visitor_id": visitor}] * (1 + i % 4))
+        d = await decide(client, visitor, "mobile" if i % 3 == 0 else "desktop")
+        assert d["experiment"] == "exp1"
+        assert d["policy"] == "experiment"
+        assert d["variant"] == {"control": "a", "treat": "b"}[d["arm"]]
+        arms[visitor] = d["arm"]
+        again = await decide(client, visitor)
+        assert again["arm"] == d["arm"]  # deterministic
+    await app.state.services.decision_log.flush()
+
+    clickers = [v for i, v in enumerate(arms) if i % 2 == 0]
+    for visitor in clickers:  # twice: a conversion metric counts a visitor once
+        await events(client, {"type": "click", "visitor_id": visitor, "item_id": "x"})
+        await events(client, {"type": "click", "visitor_id": visitor, "item_id": "x"})
+    await events(
+        client,
+        {
+            "type": "purchase",
+            "visitor_id": "v1",
+            "properties": {"order_id": "o1", "items": [{"item_id": "x", "price": 10.0, "qty": 2}]},
+        },
+    )
+    response = await client.get("/v1/experiments/exp1/results", headers=ADMIN)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    clicked = next(m for m in body["metrics"] if m["name"] == "clicked")
+    rows = {r["arm"]: r for r in clicked["arms"]}
+    for arm in ("control", "treat"):
+        members = [v for v, a in arms.items() if a == arm]
+        assert rows[arm]["n"] == len(members)
+        assert rows[arm]["mean"] == pytest.approx(
+            sum(v in clickers for v in members) / len(members)
+        )
+    assert body["srm"]["counts"] == {
+        "control": rows["control"]["n"],
+        "treat": rows["treat"]["n"],
+    }
+    revenue = next(m for m in body["metrics"] if m["name"] == "revenue")
+    total = sum(r["mean"] * r["n"] for r in revenue["arms"])
+    assert total == pytest.approx(20.0)
+    assert rows["treat"]["cuped"] is not None
+    assert [s["segment"] for s in clicked["segments"]] == ["phones"]
+    phones = sum(r["n"] for r in clicked["segments"][0]["arms"])
+    assert phones == 20
+    assert (
+        sum(e["cumulative"] for e in body["exposure"] if e["day"] == body["exposure"][-1]["day"])
+        == 60
+    )
+
+    report = await client.get("/v1/experiments/exp1/report", headers=ADMIN)
+    assert report.status_code == 200
+    assert report.headers["content-type"].startswith("text/html")
+    assert "exp1" in report.text
+
+    stopped = await client.post("/v1/experiments/exp1/stop", headers=ADMIN)
+    assert stopped.json()["status"] == "stopped"
+    d = await decide(client, "v0")
+    assert "experiment" not in d
+
+
+async def test_erasing_a_visitor_takes_them_out_of_the_sums(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await setup(client)
+    await client.post("/v1/experiments/exp1/start", headers=ADMIN)
+    for visitor in ("ann", "bob"):
+        await events(client, {"type": "page_view", "visitor_id": visitor})
+        await decide(client, visitor)
+    await app.state.services.decision_log.flush()
+    await events(client, {"type": "click", "visitor_id": "ann", "item_id": "x"})
+    before = (await client.get("/v1/experiments/exp1/results", headers=ADMIN)).json()
+    exported = (await client.get("/v1/visitors/ann", headers=ADMIN)).json()
+    assert exported["experiments"]["exp1"]["metrics"] == {"clicked": 1.0}
+    assert (await client.delete("/v1/visitors/ann", headers=ADMIN)).status_code in (200, 204)
+    after = (await client.get("/v1/experiments/exp1/results", headers=ADMIN)).json()
+    n_before = sum(r["n"] for r in before["metrics"][0]["arms"])
+    n_after = sum(r["n"] for r in after["metrics"][0]["arms"])
+    assert (n_before, n_after) == (2, 1)
+    assert all(r["mean"] in (None, 0.0) for r in after["metrics"][0]["arms"])
+
+
+async def test_a_running_experiment_is_frozen(client: httpx.AsyncClient) -> None:
+    await setup(client)
+    await client.post("/v1/experiments/exp1/start", headers=ADMIN)
+    changed = {**AB, "arms": [{"name": "control", "variant": "a"}, {"name": "x", "variant": "c"}]}
+    response = await client.put("/v1/experiments/exp1", headers=ADMIN, json=changed)
+    assert response.status_code == 409
+    assert "stop it and create a new experiment" in response.json()["error"]["message"]
+    same = {**AB, "description": "now with a description"}
+    assert (await client.put("/v1/experiments/exp1", headers=ADMIN, json=same)).status_code == 200

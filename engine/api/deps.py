@@ -24,9 +24,13 @@ SITE_KEY_SECURITY: dict[str, Any] = {"security": [{"SiteKey": []}]}
 
 
 def site_services(request: Request) -> Services:
-    """The worker's services, once the request's site key checks out."""
+    """The worker's services, once the request's site key checks out: the `X-Api-Key`
+    header, or a `site_key` query parameter for browsers' `navigator.sendBeacon`,
+    which cannot set headers (site keys are public: every page that calls the engine
+    carries one)."""
     services: Services = request.app.state.services
-    services.api_keys.check_site(request.headers.get("x-api-key"))
+    key = request.headers.get("x-api-key") or request.query_params.get("site_key")
+    services.api_keys.check_site(key)
     return services
 
 

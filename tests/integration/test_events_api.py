@@ -13,7 +13,7 @@ import redis
 from engine.keyring import Keyring
 from engine.privacy.pseudonym import Pseudonymizer
 from engine.store.keys import Keys
-from tests.conftest import SECRET, SITE
+from tests.conftest import SECRET, SITE, SITE_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -204,3 +204,18 @@ async def test_events_need_a_site_key(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/events", json={"events": []})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_a_beacon_sends_the_site_key_in_the_query_and_plain_text(
+    client: httpx.AsyncClient,
+) -> None:
+    """navigator.sendBeacon can set neither headers nor a JSON content type."""
+    body = orjson.dumps({"events": [{"type": "page_view", "visitor_id": "beacon"}]})
+    headers = {"content-type": "text/plain;charset=UTF-8"}
+    response = await client.post(
+        "/v1/events", params={"site_key": SITE_KEY}, content=body, headers=headers
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 1
+    wrong = await client.post("/v1/events", params={"site_key": "nope"}, content=body)
+    assert wrong.status_code == 401

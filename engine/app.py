@@ -26,6 +26,7 @@ from engine.api.routes import (
     recommendations,
     segment_report,
     visitors,
+    web,
 )
 from engine.api.routes.definitions import segments_router, slots_router
 from engine.api.schemas.decide import DecideRequest
@@ -38,7 +39,7 @@ from engine.auth import ApiKeys
 from engine.background import pause
 from engine.decisions.bandit import BanditRegistry
 from engine.decisions.log import DecisionLog, LogTarget
-from engine.decisions.registry import DefinitionRegistry, arm_model_versions
+from engine.decisions.registry import DefinitionRegistry, arm_model_versions, recs_arm_versions
 from engine.decisions.scorers import ScorerRegistry
 from engine.decisions.serve import DecisionIds
 from engine.decisions.tokens import TokenSigner
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with_index=settings.recs_index == "hnsw",
             index_ef=settings.recs_index_ef,
             on_load_error=lambda kind: metrics.model_load_errors.labels(kind).inc(),
+            experiment_versions=lambda: recs_arm_versions(registry.current),
         )
         recs_poller = asyncio.create_task(recs.run(settings.models_refresh_ms / 1000))
         scorers = ScorerRegistry(
@@ -195,6 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         visitors.router,
         models.router,
         experiments.router,
+        web.router,
     ):
         app.include_router(router)
     install_error_handlers(app)

@@ -1,0 +1,1 @@
+"""Files served to browsers: the snippet and the demo shop."""

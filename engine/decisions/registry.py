@@ -20,7 +20,7 @@ from engine.background import pause
 from engine.decisions.segments import Segment, compile_segment
 from engine.decisions.slots import Slot, compile_slot
 from engine.errors import OmotenashiError, StoreUnavailable
-from engine.experiments.definitions import Experiment, Metric, compile_experiment
+from engine.experiments.definitions import RECOMMENDATIONS, Experiment, Metric, compile_experiment
 from engine.store.definitions import DefinitionKind, DefinitionRepository
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,19 @@ def arm_model_versions(definitions: CompiledDefinitions | None) -> dict[str, str
         for arm in experiment.arms
         if arm.model_version is not None
     }
+
+
+def recs_arm_versions(definitions: CompiledDefinitions | None) -> frozenset[str]:
+    """Recommender versions that running recommender experiments' arms name: what a
+    worker loads in the background, beside the active one, before requests need them."""
+    if definitions is None:
+        return frozenset()
+    return frozenset(
+        arm.model_version
+        for experiment in definitions.running.get(RECOMMENDATIONS, ())
+        for arm in experiment.arms
+        if arm.model_version is not None
+    )
 
 
 class DefinitionRegistry:

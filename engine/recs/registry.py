@@ -1,17 +1,20 @@
-"""The recommender a worker serves with, kept in step with the active version in Redis.
+"""The recommenders a worker serves with, kept in step with Redis and the experiments.
 
-Every `models_refresh_ms` a worker reads the active versions and the catalogue version
-(one pipelined round trip). A new model version is memory-mapped in a thread and
-swapped in whole: requests in flight finish on the state they started with, none is
-dropped. A version that fails to load is logged and counted, and the worker keeps
-serving the one it has.
+Every `models_refresh_ms` a worker reads the active version and the catalogue version
+(one pipelined round trip) and asks the experiment definitions it already holds which
+versions running recommender experiments' arms name. Each version it lacks is
+memory-mapped in a thread, and the set is swapped in whole: requests in flight finish
+on the state they started with, none is dropped. A version no longer named is
+released. A version that fails to load is logged and counted and not tried again
+while it stays named; the worker keeps serving the active version it has, and an
+experiment arm that names it gets the active one (the route flags those lists).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,8 @@ class RecsState:
 
 
 class RecsRegistry:
-    """`current` is None until an active version has loaded."""
+    """`current`: the active version's state, None until one has loaded; `versions`:
+    every loaded state by version, `current`'s and those experiments' arms name."""
 
     def __init__(
         self,
@@ -45,46 +49,62 @@ class RecsRegistry:
         with_index: bool = False,
         index_ef: int = 0,
         on_load_error: Callable[[str], None] = lambda kind: None,
+        experiment_versions: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._artifacts_dir = artifacts_dir
         self._on_load_error = on_load_error
+        self._experiment_versions = experiment_versions
         self._with_index = with_index
         self._index_ef = index_ef
-        self._failed: str | None = None  # a version that failed: not retried every poll
+        self._failed: set[str] = set()  # versions that failed while named: not retried
         self.current: RecsState | None = None
+        self.versions: dict[str, RecsState] = {}
         self.active: str | None = None  # the version Redis named at the last poll
 
     async def refresh(self) -> bool:
-        """Load a newly activated version or rebuild filters for a new catalogue."""
-        version, catalog_version = await self._poll()
-        self.active = version
-        state = self.current
-        if version is None or version == self._failed:
-            return False
-        if state is not None and state.model.version == version:
-            if state.catalog.catalog_version == catalog_version:
-                return False
-            model = state.model
-        else:
-            try:
-                folder = artifact_path(self._artifacts_dir, "recs", version)
-                model = await asyncio.to_thread(
-                    load_recs, folder, with_index=self._with_index, index_ef=self._index_ef
-                )
-            except ArtifactError as exc:
-                self._failed = version
-                self._on_load_error("recs")
-                log.error("recommender %s not loaded, keeping %s: %s", version, self.version, exc)
-                return False
-        self._failed = None
-        catalog_version, raw_items = await self._catalog.load_all()
-        view = await asyncio.to_thread(build_view, model, catalog_version, raw_items)
-        self.current = RecsState(model, view)
-        if state is None or state.model is not model:
-            log.info("recommender %s loaded (%d items)", model.version, model.n_items)
-        return True
+        """Load newly named versions, release dropped ones, and rebuild the catalogue
+        filters of those a new catalogue version made stale; True if anything changed."""
+        active, catalog_version = await self._poll()
+        self.active = active
+        wanted = set(self._experiment_versions())
+        if active is not None:
+            wanted.add(active)
+        self._failed &= wanted  # a version named again later gets another try
+        models: dict[str, RecsModel] = {}
+        for version in sorted(wanted - self._failed):
+            held = self.versions.get(version)
+            model = held.model if held is not None else await self._load(version, active)
+            if model is not None:
+                models[version] = model
+        previous = self.current
+        if previous is not None and (active is None or active not in models):
+            models.setdefault(previous.model.version, previous.model)  # keep serving it
+        states = {
+            version: state
+            for version, state in self.versions.items()
+            if version in models and state.catalog.catalog_version == catalog_version
+        }
+        stale = [model for version, model in models.items() if version not in states]
+        if stale:
+            catalog_version, raw_items = await self._catalog.load_all()
+            for model in stale:
+                view = await asyncio.to_thread(build_view, model, catalog_version, raw_items)
+                states[model.version] = RecsState(model, view)
+        current = None if active is None else states.get(active)
+        if current is None and previous is not None:
+            current = states.get(previous.model.version)
+        for version in states.keys() - self.versions.keys():
+            log.info("recommender %s loaded (%d items)", version, states[version].model.n_items)
+        for version in self.versions.keys() - states.keys():
+            log.info("recommender %s released", version)
+        if current is not None and (previous is None or current.model is not previous.model):
+            log.info("recommender %s is the active one", current.model.version)
+        changed = bool(stale) or states.keys() != self.versions.keys() or current is not previous
+        # swapped together, with no await between: a request sees one set or the other
+        self.current, self.versions = current, states
+        return changed
 
     @property
     def version(self) -> str | None:
@@ -100,6 +120,28 @@ class RecsRegistry:
             except Exception:  # a dead poller would pin the old model silently
                 log.exception("recommender refresh failed; retrying")
             await pause(interval_s)
+
+    async def _load(self, version: str, active: str | None) -> RecsModel | None:
+        try:
+            folder = artifact_path(self._artifacts_dir, "recs", version)
+            model = await asyncio.to_thread(
+                load_recs, folder, with_index=self._with_index, index_ef=self._index_ef
+            )
+            if model.version != version:  # states are found by the name Redis or an arm gives
+                raise ArtifactError(f"{folder} holds version {model.version}")
+        except ArtifactError as exc:
+            self._failed.add(version)
+            self._on_load_error("recs")
+            if version == active:
+                log.error("recommender %s not loaded, keeping %s: %s", version, self.version, exc)
+            else:
+                log.error(
+                    "recommender %s not loaded, its experiment arms get the active one: %s",
+                    version,
+                    exc,
+                )
+            return None
+        return model
 
     async def _poll(self) -> tuple[str | None, int]:
         keys = self._store.keys

@@ -3,23 +3,38 @@ from their live history, visitors without history by popularity.
 
 One read (features and history, in `read_profile`), then numpy: one matrix-vector
 product over the candidate rows, exclusions as index arrays, `argpartition`.
+
+Under a running recommender experiment the visitor's arm picks the model version
+(`choose_model`): assignment is a pure function of the pseudonym and every version an
+arm names is already loaded by the registry, so an experiment costs no I/O here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from engine.decisions.log import Exposure
+from engine.decisions.rules import Facts
+from engine.decisions.segments import Segment, segments_of
+from engine.experiments.assignment import assign
+from engine.experiments.definitions import Experiment
 from engine.recs.catalog_view import CatalogView
 from engine.recs.registry import RecsState
 from models.ann import CANDIDATES, search_rows
+from models.features import decode_features
 from models.interactions import item_weights
 from models.recommender import RecsModel, top_n
 
 Source = Literal["trained", "fold_in", "popular", "popular_in_category"]
+# model: the visitor's list from the model their arm (or no experiment) names;
+# holdout: an experiment's holdout, who get the unpersonalized list (popular items);
+# fallback: Redis unreachable (popular items), or an arm's version not loaded here
+# (the active model answered); no_consent: the visitor refused personalization
+Policy = Literal["model", "holdout", "fallback", "no_consent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +54,75 @@ class VisitorHistory:
     profile_pid: str
     interactions: Sequence[tuple[str, str]]
     favourite_category: Callable[[], str | None] = lambda: None
+
+
+@dataclass(frozen=True, slots=True)
+class ArmChoice:
+    """The model a visitor's list comes from and how the list is labelled: their arm
+    of a running recommender experiment, if they are in one."""
+
+    state: RecsState
+    policy: Policy
+    experiment: Experiment | None = None
+    arm: str | None = None
+
+    @property
+    def personalized(self) -> bool:
+        return self.policy != "holdout"
+
+
+def choose_model(
+    current: RecsState,
+    versions: Mapping[str, RecsState],
+    experiments: Sequence[Experiment],
+    pid: str,
+) -> ArmChoice:
+    """The state that serves this visitor: the first running experiment that assigns
+    them decides (as on slots). An arm without a model version gets the active model;
+    an arm whose version this worker has not loaded (still loading, or failed: logged
+    and counted by the registry) gets the active model too, labelled "fallback", and
+    stays in its arm: the analysis is by assignment, so a version that fails dilutes
+    its arm's effect (the flag says by how much) instead of skewing who is counted."""
+    for experiment in experiments:
+        assignment = assign(experiment, pid)
+        if assignment is None:
+            continue
+        arm = assignment.definition
+        if arm is None:
+            return ArmChoice(current, "holdout", experiment, assignment.arm)
+        if arm.model_version is None:
+            return ArmChoice(current, "model", experiment, arm.name)
+        state = versions.get(arm.model_version)
+        if state is None:
+            return ArmChoice(current, "fallback", experiment, arm.name)
+        return ArmChoice(state, "model", experiment, arm.name)
+    return ArmChoice(current, "model")
+
+
+def exposure_of(
+    experiment: Experiment,
+    arm: str,
+    now: float,
+    features: Mapping[bytes, bytes],
+    segments: Sequence[Segment],
+) -> Exposure:
+    """The visitor's exposure to a recommender experiment, as on slots: the covariate
+    CUPED adjusts with (its value before this exposure, 0 for a newcomer) and the
+    breakdown segments they are in. Decoding features costs as much as ranking, so it
+    happens only for an experiment that asks for either; a recommendation request has
+    no page context, so only segments on features can match."""
+    if experiment.covariate is None and not experiment.segments:
+        return Exposure(experiment.id, arm, now, None, ())
+    decoded = decode_features(features, now)
+    covariate = None
+    if experiment.covariate is not None:
+        value = decoded.get(experiment.covariate, 0.0)
+        covariate = float(value) if isinstance(value, int | float) else None
+    wanted = [s for s in segments if s.name in experiment.segments]
+    member_of = segments_of(wanted, Facts(context={}, features=decoded))
+    return Exposure(
+        experiment.id, arm, now, covariate, tuple(s for s in experiment.segments if s in member_of)
+    )
 
 
 def recommend(

@@ -1,4 +1,9 @@
-"""Recommendations for a visitor, and items similar to an item (site key)."""
+"""Recommendations for a visitor, and items similar to an item (site key).
+
+Under a running recommender experiment the visitor's arm names the model version
+(`engine.recs.serve.choose_model`); the list, its token and its decision record carry
+the experiment and arm, and the visitor's exposure is queued with the record.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +25,17 @@ from engine.api.schemas.recs import (
 from engine.decisions.log import decision_record
 from engine.decisions.tokens import DecisionToken
 from engine.errors import ModelNotLoaded, NotFound, StoreUnavailable
+from engine.experiments.definitions import RECOMMENDATIONS
 from engine.recs.registry import RecsState
-from engine.recs.serve import Recommendations, VisitorHistory, recommend, similar_items
+from engine.recs.serve import (
+    ArmChoice,
+    Recommendations,
+    VisitorHistory,
+    choose_model,
+    exposure_of,
+    recommend,
+    similar_items,
+)
 from engine.services import Services
 from engine.store.profiles import Profile, read_profile
 from models.features import decode_features
@@ -39,9 +53,11 @@ SLOT = "recommendations"  # what the token's slot says, so outcomes attribute to
 async def recommendations_route(request: Request) -> Response:
     services = site_services(request)
     query = parse_query(request, RecommendationsQuery)
-    state = _state(services)
+    # read together, before any await: the arm's version and the active one of one set
+    current, versions = _state(services), services.recs.versions
+    definitions = services.registry.current
     pid = services.pseudonymize(query.visitor_id)
-    policy = "model"
+    choice = ArmChoice(current, "model")
     profile: Profile | None = None
     try:
         profile = await read_profile(
@@ -51,14 +67,20 @@ async def recommendations_route(request: Request) -> Response:
             history_n=services.settings.recs_history,
         )
     except StoreUnavailable:
-        policy, visitor = "fallback", VisitorHistory("", ())
+        choice, visitor = ArmChoice(current, "fallback"), VisitorHistory("", ())
     else:
         if profile is None:
-            policy, visitor = "no_consent", VisitorHistory("", ())
+            choice, visitor = ArmChoice(current, "no_consent"), VisitorHistory("", ())
         else:
-            visitor = VisitorHistory(profile.pid, profile.history, _favourite(profile))
+            running = () if definitions is None else definitions.running.get(RECOMMENDATIONS, ())
+            choice = choose_model(current, versions, running, pid)
+            visitor = VisitorHistory("", ())  # the holdout: the unpersonalized list
+            if choice.personalized:
+                visitor = VisitorHistory(profile.pid, profile.history, _favourite(profile))
+    if choice.policy == "fallback" and choice.experiment is not None:
+        services.metrics.model_missing.labels(SLOT).inc()
     result = recommend(
-        state,
+        choice.state,
         visitor,
         n=query.n,
         category=query.category,
@@ -66,6 +88,7 @@ async def recommendations_route(request: Request) -> Response:
         exclude_types=services.settings.recs_exclude,
     )
     services.metrics.count_recommendation(result.source)
+    experiment = None if choice.experiment is None else choice.experiment.id
     decision_id, now = services.decision_ids(), time.time()
     token = services.signer.sign(
         DecisionToken(
@@ -73,13 +96,32 @@ async def recommendations_route(request: Request) -> Response:
             pid=pid,
             slot=SLOT,
             variant=result.source,
-            policy=policy,
+            policy=choice.policy,
             propensity=1.0,
             issued_at=int(now),
             model_version=result.model_version,
+            experiment=experiment,
+            arm=choice.arm,
         )
     )
     if profile is not None and profile.analytics:
+        extra: dict[str, object] = {
+            "items": result.item_ids,
+            "scores": result.scores,
+            "source": result.source,
+        }
+        if choice.experiment is not None and choice.arm is not None:
+            extra.update(experiment=experiment, arm=choice.arm)
+            services.decision_log.expose(
+                profile.pid,
+                exposure_of(
+                    choice.experiment,
+                    choice.arm,
+                    now,
+                    profile.features,
+                    definitions.segments if definitions is not None else (),
+                ),
+            )
         services.decision_log.record(
             profile.pid,
             decision_record(
@@ -91,22 +133,23 @@ async def recommendations_route(request: Request) -> Response:
                 chosen=result.item_ids[0] if result.item_ids else "",
                 eligible=[],  # the whole catalogue
                 propensity=1.0,
-                policy=policy,
+                policy=choice.policy,
                 model_version=result.model_version,
                 features={},
                 context={},
-                extra={"items": result.item_ids, "scores": result.scores, "source": result.source},
+                extra=extra,
             ),
         )
-    return json_response(
-        {
-            "items": _items(result),
-            "model_version": result.model_version,
-            "source": result.source,
-            "policy": policy,
-            "token": token,
-        }
-    )
+    body: dict[str, object] = {
+        "items": _items(result),
+        "model_version": result.model_version,
+        "source": result.source,
+        "policy": choice.policy,
+        "token": token,
+    }
+    if experiment is not None:
+        body.update(experiment=experiment, arm=choice.arm)
+    return json_response(body)
 
 
 @router.get(

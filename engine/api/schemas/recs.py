@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.recs.serve import Policy, Source
 
 CATEGORY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_EXCLUDE = 100
@@ -54,15 +56,22 @@ class ScoredItem(BaseModel):
 class RecommendationsOut(BaseModel):
     items: list[ScoredItem]
     model_version: str
-    source: Literal["trained", "fold_in", "popular", "popular_in_category"] = Field(
+    source: Source = Field(
         description="trained: the visitor's own factors; fold_in: factors from their live "
         "history; popular(_in_category): no usable history"
     )
-    policy: Literal["model", "fallback", "no_consent"] = Field(
-        description="fallback: Redis unreachable, popularity without the visitor's data; "
+    policy: Policy = Field(
+        description="model: the visitor's experiment arm's model version, else the active "
+        "one; holdout: an experiment's holdout, popular items without the visitor's data; "
+        "fallback: Redis unreachable, popular items without the visitor's data, or (with "
+        "an experiment) the arm's model version is not loaded, so the active one answered; "
         "no_consent: the visitor refused personalization"
     )
     token: str = Field(description="signed; send it back with clicks on these items")
+    experiment: str | None = Field(
+        default=None, description="the running recommender experiment the visitor is in"
+    )
+    arm: str | None = Field(default=None, description="their arm in it, or holdout")
 
 
 class SimilarOut(BaseModel):

@@ -26,6 +26,7 @@ import orjson
 
 from engine.background import pause
 from engine.errors import StoreUnavailable
+from engine.experiments.definitions import Experiment
 from engine.store.client import Store
 from engine.store.scripts import packaged, with_script
 
@@ -48,6 +49,24 @@ class Exposure:
     ts: float
     covariate: float | None
     segments: tuple[str, ...]
+
+
+def exposure_of(
+    experiment: Experiment,
+    arm: str,
+    now: float,
+    features: Mapping[str, Any],
+    member_of: frozenset[str],
+) -> Exposure:
+    """The visitor's exposure: the arm, the covariate CUPED adjusts with (the feature's
+    value before this exposure; 0 when the visitor has none yet, a newcomer), and the
+    breakdown segments they are in."""
+    covariate = None
+    if experiment.covariate is not None:
+        value = features.get(experiment.covariate, 0.0)
+        covariate = float(value) if isinstance(value, int | float) else None
+    segments = tuple(s for s in experiment.segments if s in member_of)
+    return Exposure(experiment.id, arm, now, covariate, segments)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,19 +6,18 @@ import base64
 import os
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from engine.decisions.decide import NO_MODELS, Decision, Models, decide, fallback
-from engine.decisions.log import DecisionLog, Exposure, decision_record
+from engine.decisions.log import DecisionLog, decision_record, exposure_of
 from engine.decisions.registry import CompiledDefinitions
 from engine.decisions.rules import Facts
 from engine.decisions.tokens import DecisionToken, TokenSigner
 from engine.errors import DefinitionsNotLoaded, NotFound, StoreUnavailable
-from engine.experiments.definitions import Experiment
 from engine.store.client import Store
 from engine.store.profiles import read_profile
 from models.features import decode_features
@@ -145,7 +144,9 @@ async def decide_for_visitor(
             )
             if d.experiment is not None:
                 experiment = definitions.experiments[d.experiment]
-                decision_log.expose(profile.pid, exposure(experiment, d, now, features, segments))
+                decision_log.expose(
+                    profile.pid, exposure_of(experiment, d.arm or "", now, features, segments)
+                )
     return DecideResult(decision_id, signed, segments)
 
 
@@ -157,21 +158,3 @@ def _extra(d: Decision) -> dict[str, Any] | None:
     if d.experiment is not None:
         extra.update(experiment=d.experiment, arm=d.arm)
     return extra or None
-
-
-def exposure(
-    experiment: Experiment,
-    d: Decision,
-    now: float,
-    features: Mapping[str, Any],
-    member_of: frozenset[str],
-) -> Exposure:
-    """The visitor's exposure: the arm, the covariate CUPED adjusts with (the feature's
-    value before this exposure; 0 when the visitor has none yet, a newcomer), and the
-    breakdown segments they are in."""
-    covariate = None
-    if experiment.covariate is not None:
-        value = features.get(experiment.covariate, 0.0)
-        covariate = float(value) if isinstance(value, int | float) else None
-    segments = tuple(s for s in experiment.segments if s in member_of)
-    return Exposure(experiment.id, d.arm or "", now, covariate, segments)

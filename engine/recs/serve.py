@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from engine.decisions.log import Exposure
+from engine.decisions.log import Exposure, exposure_of
 from engine.decisions.rules import Facts
 from engine.decisions.segments import Segment, segments_of
 from engine.experiments.assignment import assign
@@ -99,7 +99,7 @@ def choose_model(
     return ArmChoice(current, "model")
 
 
-def exposure_of(
+def recommendation_exposure(
     experiment: Experiment,
     arm: str,
     now: float,
@@ -114,15 +114,9 @@ def exposure_of(
     if experiment.covariate is None and not experiment.segments:
         return Exposure(experiment.id, arm, now, None, ())
     decoded = decode_features(features, now)
-    covariate = None
-    if experiment.covariate is not None:
-        value = decoded.get(experiment.covariate, 0.0)
-        covariate = float(value) if isinstance(value, int | float) else None
     wanted = [s for s in segments if s.name in experiment.segments]
     member_of = segments_of(wanted, Facts(context={}, features=decoded))
-    return Exposure(
-        experiment.id, arm, now, covariate, tuple(s for s in experiment.segments if s in member_of)
-    )
+    return exposure_of(experiment, arm, now, decoded, member_of)
 
 
 def recommend(

@@ -32,8 +32,8 @@ from engine.recs.serve import (
     Recommendations,
     VisitorHistory,
     choose_model,
-    exposure_of,
     recommend,
+    recommendation_exposure,
     similar_items,
 )
 from engine.services import Services
@@ -114,7 +114,7 @@ async def recommendations_route(request: Request) -> Response:
             extra.update(experiment=experiment, arm=choice.arm)
             services.decision_log.expose(
                 profile.pid,
-                exposure_of(
+                recommendation_exposure(
                     choice.experiment,
                     choice.arm,
                     now,

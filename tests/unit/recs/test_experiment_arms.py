@@ -14,7 +14,7 @@ from engine.decisions.registry import (
 )
 from engine.experiments.assignment import assign
 from engine.experiments.definitions import Experiment, compile_experiment
-from engine.recs.serve import ArmChoice, choose_model, exposure_of
+from engine.recs.serve import ArmChoice, choose_model, recommendation_exposure
 
 LIVE: Any = object()  # choose_model passes states through without looking inside
 CANDIDATE: Any = object()
@@ -83,7 +83,7 @@ class Untouchable(Mapping[bytes, bytes]):
 
 
 def test_an_exposure_reads_features_only_when_the_experiment_needs_them() -> None:
-    plain = exposure_of(recs_experiment(), "candidate", 5.0, Untouchable(), ())
+    plain = recommendation_exposure(recs_experiment(), "candidate", 5.0, Untouchable(), ())
     assert (plain.experiment, plain.arm, plain.ts, plain.covariate, plain.segments) == (
         "recs1",
         "candidate",
@@ -91,7 +91,9 @@ def test_an_exposure_reads_features_only_when_the_experiment_needs_them() -> Non
         None,
         (),
     )
-    adjusted = exposure_of(recs_experiment(covariate="page_views"), "current", 5.0, {}, ())
+    adjusted = recommendation_exposure(
+        recs_experiment(covariate="page_views"), "current", 5.0, {}, ()
+    )
     assert adjusted.covariate == 0.0  # a newcomer's value before the exposure
 
 

@@ -37,6 +37,13 @@ def data() -> PlantedData:
     return planted_data()
 
 
+@pytest.fixture(scope="module")
+def models(data: PlantedData) -> tuple[Any, Any]:
+    """Fitted once, before any app runs: fitting blocks the event loop, and the app's
+    model poll would time out behind it."""
+    return fit_als(data), fit_als(data, factors=6, seed=9)
+
+
 async def activate(client: httpx.AsyncClient, app: FastAPI, version: str) -> None:
     response = await client.post(f"/v1/models/recs/{version}/activate", headers=ADMIN)
     assert response.status_code == 200, response.text
@@ -59,9 +66,13 @@ async def post_events(client: httpx.AsyncClient, events: list[dict[str, Any]]) -
 
 @pytest.fixture
 async def live(
-    client: httpx.AsyncClient, app: FastAPI, artifacts: Path, data: PlantedData
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    artifacts: Path,
+    data: PlantedData,
+    models: tuple[Any, Any],
 ) -> tuple[Any, str]:
-    model = fit_als(data)
+    model = models[0]
     # a short precomputed list: filters that empty it send requests down the full path
     version = write_recs(artifacts, data, model, SECRET, top_k=10)
     catalogue = [
@@ -247,9 +258,10 @@ async def test_a_new_version_goes_live_under_load_without_a_failed_request(
     live: tuple[Any, str],
     artifacts: Path,
     data: PlantedData,
+    models: tuple[Any, Any],
 ) -> None:
     _, first = live
-    second = write_recs(artifacts, data, fit_als(data, factors=6, seed=9), SECRET)
+    second = write_recs(artifacts, data, models[1], SECRET)
     seen: list[str] = []
     statuses: list[int] = []
     stop = asyncio.Event()
@@ -290,9 +302,14 @@ async def test_a_visitor_who_refused_personalization_gets_popular_items(
 
 
 async def test_with_the_approximate_index_trained_visitors_get_the_same_top_n(
-    redis_url: str, key_prefix: str, tmp_path: Path, artifacts: Path, data: PlantedData
+    redis_url: str,
+    key_prefix: str,
+    tmp_path: Path,
+    artifacts: Path,
+    data: PlantedData,
+    models: tuple[Any, Any],
 ) -> None:
-    model = fit_als(data)
+    model = models[0]
     version = write_recs(artifacts, data, model, SECRET)
     folder = artifacts / "recs" / version
     assert add_index(folder, np.asarray(model.item_factors), np.asarray(model.user_factors)) == 1.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,9 +44,17 @@ async def drive(
     visits_per_visitor: int = 2,
     seconds: float = 5.0,
     concurrency: int = 16,
+    before_events: Callable[[], Awaitable[object]] | None = None,
 ) -> TrafficTally:
     """Run visits (round-robin over visitors) until every visitor has made
-    `visits_per_visitor` visits or `seconds` have passed."""
+    `visits_per_visitor` visits or `seconds` have passed.
+
+    `before_events`, if given, is awaited between each visit's decide and its events.
+    A real shopper clicks seconds after the page is decided; a simulated one posts the
+    click microseconds later, before the engine's decision log has written the
+    experiment exposure in its next background flush, and an outcome of a visitor not
+    yet exposed does not count. Experiment tests pass the decision log's `flush` here.
+    """
     tally = TrafficTally()
     headers = {"X-Api-Key": site_key}
     deadline = time.monotonic() + seconds
@@ -63,7 +71,7 @@ async def drive(
                 return
             rng = simulator.visit_rng(visitor, visit)
             try:
-                await _visit(client, simulator, rng, visitor, slots, headers, tally)
+                await _visit(client, simulator, rng, visitor, slots, headers, tally, before_events)
             except httpx.HTTPError as exc:
                 tally.errors[type(exc).__name__] += 1
 
@@ -79,6 +87,7 @@ async def _visit(
     slots: Sequence[str],
     headers: dict[str, str],
     tally: TrafficTally,
+    before_events: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     tally.visits += 1
     response = await client.post(
@@ -128,6 +137,8 @@ async def _visit(
                     "properties": {"goal": "purchase"},
                 }
             )
+    if before_events is not None:
+        await before_events()
     response = await client.post("/v1/events", headers=headers, json={"events": events})
     if response.status_code == 202:
         result = response.json()

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     archive.add_argument(
         "--follow", action="store_true", help="keep archiving every few seconds until Ctrl-C"
     )
+    from engine.cli.report import add_arguments as add_report_arguments
+
+    add_report_arguments(commands.add_parser("report", help="an experiment's results and report"))
     _add_model_commands(commands)
     return parser
 
@@ -148,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from engine.cli.items import run as run_items
 
             return run_items(args)
+        elif args.command == "report":
+            from engine.cli.report import run as run_report
+
+            return run_report(args)
     except ConfigError as exc:
         print(f"omotenashi: {exc.message}", file=sys.stderr)
         return 2

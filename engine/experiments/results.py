@@ -3,7 +3,8 @@
 
 `results(experiment, stats)` is a pure function of the definition and the hash's
 fields (engine/store/lua/experiment_sums.lua names them), so it is tested without
-Redis; reading is O(arms x segments x metrics), never O(visitors).
+Redis; reading is O(arms x segments x metrics), never O(visitors). `load_results`
+reads both from Redis and calls it: the API's routes and the CLI share it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.experiments.definitions import HOLDOUT_ARM, Experiment, Metric
+from engine.decisions.slots import check_name
+from engine.experiments.definitions import HOLDOUT_ARM, Experiment, Metric, compile_experiment
+from engine.experiments.lifecycle import get_experiment
 from engine.experiments.stats import (
     DEFAULT_MINIMAL_LIFT,
     SRM_ALPHA,
@@ -34,6 +37,7 @@ from engine.experiments.stats import (
     srm_p_value,
 )
 from engine.store.client import Store
+from engine.store.definitions import DefinitionRepository
 
 ALL = "*"  # the segment everyone is in
 
@@ -81,6 +85,17 @@ async def read_sums(store: Store, experiment_id: str) -> Sums:
     async with store.guard("experiment_results"):
         raw: Any = await store.redis.hgetall(store.keys.experiment_stats(experiment_id))
     return Sums.parse(raw)
+
+
+async def load_results(
+    store: Store, repository: DefinitionRepository, experiment_id: str
+) -> dict[str, Any]:
+    """An experiment's results as they stand now, from its stored definition and stats
+    hash; `InvalidInput` for a malformed id, `NotFound` for an unknown one."""
+    check_name("experiment", experiment_id)
+    document = await get_experiment(repository, experiment_id)
+    experiment = compile_experiment(experiment_id, document)
+    return results(experiment, await read_sums(store, experiment_id))
 
 
 def results(experiment: Experiment, sums: Sums, alpha: float = 0.05) -> dict[str, Any]:

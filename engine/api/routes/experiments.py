@@ -12,7 +12,6 @@ from engine.api.deps import ServicesDep, require_admin_key
 from engine.api.responses import json_response
 from engine.api.schemas.experiments import ExperimentIn
 from engine.decisions.slots import check_name
-from engine.experiments.definitions import compile_experiment
 from engine.experiments.lifecycle import (
     get_experiment,
     put_experiment,
@@ -20,8 +19,7 @@ from engine.experiments.lifecycle import (
     stop_experiment,
 )
 from engine.experiments.report_html import render_report
-from engine.experiments.results import read_sums, results
-from engine.services import Services
+from engine.experiments.results import load_results
 
 router = APIRouter(
     prefix="/v1/experiments", tags=["experiments"], dependencies=[Depends(require_admin_key)]
@@ -79,7 +77,7 @@ async def stop(experiment_id: str, services: ServicesDep) -> Response:
 
 @router.get("/{experiment_id}/results", summary="Per metric and arm: lift, CI, p-values, SRM")
 async def get_results(experiment_id: str, services: ServicesDep) -> Response:
-    return json_response(await experiment_results(services, experiment_id))
+    return json_response(await load_results(services.store, services.definitions, experiment_id))
 
 
 @router.get(
@@ -88,12 +86,6 @@ async def get_results(experiment_id: str, services: ServicesDep) -> Response:
     summary="The results as an HTML page with charts (self-contained, works offline)",
 )
 async def get_report(experiment_id: str, services: ServicesDep) -> Response:
-    page = render_report(await experiment_results(services, experiment_id))
+    results = await load_results(services.store, services.definitions, experiment_id)
+    page = render_report(results)
     return HTMLResponse(page)
-
-
-async def experiment_results(services: Services, experiment_id: str) -> dict[str, object]:
-    check_name("experiment", experiment_id)
-    document = await get_experiment(services.definitions, experiment_id)
-    experiment = compile_experiment(experiment_id, document)
-    return results(experiment, await read_sums(services.store, experiment_id))

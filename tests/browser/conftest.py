@@ -1,0 +1,167 @@
+"""Browser tests: Debian's Chromium driven by Playwright, and the real server with an
+experiment that simulated shoppers have run through.
+
+Chromium comes from the system (`apt-get install chromium`), never from Playwright's
+downloads, so the tests run where nothing outside the machine can be reached. A
+missing browser fails the run: a skipped browser test would hide that the report was
+never looked at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+from tests.conftest import ADMIN, SITE_KEY
+from tests.e2e.test_cli_server import cli_env, omotenashi, stop, wait_healthy
+from tests.support.redis_server import free_port
+from training.simulator import Persona, Simulator, World
+from training.traffic import drive
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+EXPERIMENT = "hero_test"
+VISITORS = 240
+# A shopper's click comes a moment after the page: by then the server's decision log
+# (flushed every 50 ms) has counted the exposure the click is attributed to.
+THINK_TIME_S = 0.15
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium, one for every browser test. Not kept for the whole session:
+    while Playwright's sync API is started it holds a running event loop in the main
+    thread, and every async test collected after this package would fail to start its
+    own."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests need Debian's Chromium "
+            "(apt-get install chromium); Playwright's own downloads are not used"
+        )
+    playwright: Playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    finally:
+        playwright.stop()
+
+
+@dataclass(frozen=True)
+class ReportServer:
+    base: str
+    experiment: str
+    results: dict[str, Any]  # the experiment's results when traffic ended
+
+
+def persona(name: str, views: float, control_rate: float) -> Persona:
+    return Persona(
+        name=name,
+        share=1.0,
+        devices={"desktop": 0.6, "mobile": 0.4},
+        interests={"shoes": 0.7, "bags": 0.3},
+        views_per_visit=views,
+        click_rates={"hero": {"a": control_rate, "b": control_rate * 1.5}},
+        conversion_given_click=0.0,
+        order_value=0.0,
+    )
+
+
+WORLD = World(
+    personas=[persona("browser", 4.0, 0.3), persona("visitor", 1.0, 0.1)],
+    items_by_category={c: [f"{c}-{i}" for i in range(10)] for c in ("shoes", "bags")},
+)
+SLOT = {"variants": [{"id": v, "content": {"title": v}} for v in ("a", "b")], "default": "a"}
+DEFINITION = {
+    "target": "slot:hero",
+    "arms": [{"name": "control", "variant": "a"}, {"name": "treatment", "variant": "b"}],
+    "metrics": [
+        {"name": "clicked", "event": "click", "primary": True},
+        {"name": "pages", "event": "page_view", "aggregation": "count"},
+    ],
+    "covariate": "page_views",
+    "segments": ["phones"],
+}
+PHONES = {"when": {"attr": "context.device", "op": "eq", "value": "mobile"}}
+
+
+async def seed(base: str) -> dict[str, Any]:
+    """Define and start the experiment, drive shoppers through it, and wait until the
+    server has counted every exposure; the results then."""
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        for path, body in (
+            ("/v1/segments/phones", PHONES),
+            ("/v1/slots/hero", SLOT),
+            (f"/v1/experiments/{EXPERIMENT}", DEFINITION),
+        ):
+            (await http.put(path, headers=ADMIN, json=body)).raise_for_status()
+        (await http.post(f"/v1/experiments/{EXPERIMENT}/start", headers=ADMIN)).raise_for_status()
+        simulator = Simulator(WORLD, seed=21)
+        tally = await drive(
+            http,
+            simulator,
+            simulator.visitors(VISITORS),
+            ["hero"],
+            site_key=SITE_KEY,
+            visits_per_visitor=2,
+            seconds=60,
+            concurrency=24,
+            before_events=lambda: asyncio.sleep(THINK_TIME_S),
+        )
+        assert not tally.errors, tally.errors
+        for _ in range(50):
+            response = await http.get(f"/v1/experiments/{EXPERIMENT}/results", headers=ADMIN)
+            found: dict[str, Any] = response.raise_for_status().json()
+            if sum(found["srm"]["counts"].values()) == VISITORS:
+                return found
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the server counted {found['srm']['counts']} of {VISITORS} visitors")
+
+
+@pytest.fixture(scope="package")
+def report_server(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[ReportServer]:
+    """`omotenashi serve` on the test Redis (a prefix of its own, deleted afterwards)
+    with one running experiment that simulated shoppers have been through."""
+    prefix = "test-browser-" + uuid.uuid4().hex[:12]
+    folder = tmp_path_factory.mktemp("browser")
+    port = free_port()
+    with (folder / "server.log").open("wb") as log:  # a file: a full pipe would stall it
+        process = subprocess.Popen(
+            omotenashi("serve", "--port", str(port)),
+            env=cli_env(folder / "data", REDIS_URL=redis_url, OMOTENASHI_KEY_PREFIX=prefix),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, process)
+        # in a thread of its own: the browser's event loop may be running in this one
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            results = pool.submit(asyncio.run, seed(base)).result()
+        yield ReportServer(base, EXPERIMENT, results)
+    finally:
+        assert stop(process) == 0
+        stderr = (folder / "server.log").read_text()
+        assert "Traceback" not in stderr, stderr
+        client = redis.Redis.from_url(redis_url)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()

@@ -146,8 +146,7 @@ def compile_experiment(
     check_description(dict(raw))
     target = raw.get("target")
     if not isinstance(target, str) or not (
-        target == RECOMMENDATIONS
-        or (target.startswith("slot:") and NAME_PATTERN.match(target[5:]))
+        target == RECOMMENDATIONS or (target.startswith("slot:") and NAME_PATTERN.match(target[5:]))
     ):
         raise InvalidInput('target: "slot:<slot name>" or "recommendations"')
     kind = raw.get("type", "ab")
@@ -168,7 +167,7 @@ def compile_experiment(
         arms = _ab_arms(raw, target, slot)
         factors, base = (), None
         control = raw.get("control", arms[0].name)
-        if control not in {a.name for a in arms}:
+        if not isinstance(control, str) or control not in {a.name for a in arms}:
             raise InvalidInput(f"control: {control!r} is not an arm")
     status = raw.get("status", "draft")
     if status not in get_args(Status):
@@ -264,6 +263,8 @@ def _ab_arms(raw: Mapping[str, Any], target: str, slot: Slot | None) -> tuple[Ar
         elif not choices:
             raise InvalidInput(f"{where}: a slot arm needs a variant, policy or model_version")
         variant, policy = item.get("variant"), item.get("policy")
+        if variant is not None and not isinstance(variant, str):
+            raise InvalidInput(f"{where}.variant: a variant id")
         if variant is not None and slot is not None and variant not in slot.variants:
             raise InvalidInput(f"{where}.variant: {variant!r} is not a variant of the slot")
         if policy is not None and policy not in POLICIES:
@@ -333,7 +334,7 @@ def _mvt(
             content = _patched(base_variant, [patches[i][k] for i, k in enumerate(cell)])
         arms.append(Arm(name, 1.0, content=content))
     control = raw.get("control", arms[0].name)
-    if control not in {a.name for a in arms}:
+    if not isinstance(control, str) or control not in {a.name for a in arms}:
         raise InvalidInput(f"control: {control!r} is not a cell (levels joined by '|')")
     return tuple(arms), tuple(factors), base, control
 

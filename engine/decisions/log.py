@@ -15,6 +15,7 @@ experiment is counted into its arm by `lua/expose.lua`, in the same flush.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import logging
@@ -135,6 +136,7 @@ class DecisionLog:
         self._target = target
         self._buffer: collections.deque[tuple[str, bytes]] = collections.deque()
         self._exposures: collections.deque[tuple[str, Exposure]] = collections.deque()
+        self._flushing = asyncio.Lock()
         self._capacity = capacity
         self._on_drop = on_drop
 
@@ -162,7 +164,12 @@ class DecisionLog:
 
     async def flush(self) -> int:
         """Write everything buffered now, a batch per script call; the number of records
-        written. A batch that fails goes back to the front of its buffer."""
+        written. A batch that fails goes back to the front of its buffer. Returns once
+        a batch the background task was writing is written too."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         written = 0
         while self._buffer:
             batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
@@ -218,6 +225,7 @@ class DecisionLog:
             keys.visitor_key_base,
             keys.experiment_key_base,
             str(self._target.ttl_s),
+            keys.erasures,
         ]
         for profile_pid, e in batch:
             covariate = "" if e.covariate is None else repr(e.covariate)

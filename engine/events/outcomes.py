@@ -4,7 +4,10 @@ decision token, and the metrics of running experiments its visitor was exposed t
 Experiments: every running experiment with a metric on this event type gets a
 `MetricOutcome`; the ingest script applies it only if the visitor's profile was
 exposed to the experiment within the metric's window (no token needed: a purchase
-counts for an experiment on the home page's hero).
+counts for an experiment on the home page's hero), or if the event carries the
+experiment's own token (its exposure may still wait in a worker's buffer: a click
+sent with the impression, right after decide). A metric with `"scope": "token"`
+counts only events carrying the experiment's token.
 
 Bandits:
 
@@ -25,7 +28,7 @@ from collections.abc import Mapping
 from engine.decisions.bandit import counter_field
 from engine.decisions.registry import CompiledDefinitions
 from engine.decisions.slots import Slot
-from engine.decisions.tokens import TokenSigner
+from engine.decisions.tokens import DecisionToken, TokenSigner
 from engine.errors import InvalidToken
 from engine.store.keys import Keys
 from engine.store.profiles import MetricOutcome, Outcome, OutcomeCount
@@ -38,29 +41,43 @@ def outcomes_of(
     event: Event, definitions: CompiledDefinitions, signer: TokenSigner, keys: Keys
 ) -> list[Outcome]:
     """What this event does to aggregates, if it is accepted."""
-    outcomes: list[Outcome] = [
-        MetricOutcome(experiment, m.name, m.aggregation, event.value or 0.0, m.window_s)
-        for experiment, m in definitions.metrics_by_event.get(event.type, ())
-    ]
-    outcomes += bandit_counts(event, definitions.slots, signer, keys)
+    token = visitors_token(event, signer)
+    outcomes: list[Outcome] = []
+    for experiment, m in definitions.metrics_by_event.get(event.type, ()):
+        ours = token is not None and token.experiment == experiment
+        if m.scope == "token" and not ours:
+            continue
+        decided_at = float(token.issued_at) if ours and token is not None else None
+        value = event.value or 0.0
+        outcomes.append(
+            MetricOutcome(experiment, m.name, m.aggregation, value, m.window_s, decided_at)
+        )
+    if token is not None:
+        outcomes += bandit_counts(event, token, definitions.slots, keys)
     return outcomes
 
 
-def bandit_counts(
-    event: Event, slots: Mapping[str, Slot], signer: TokenSigner, keys: Keys
-) -> list[OutcomeCount]:
-    """The bandit counts this event makes, if it is accepted."""
-    if event.token is None or event.type not in ("impression", "click", "conversion"):
-        return []
+def visitors_token(event: Event, signer: TokenSigner) -> DecisionToken | None:
+    """The event's decision token, if it has one issued to this same visitor."""
+    if event.token is None:
+        return None
     try:
         token = signer.verify(event.token)
     except InvalidToken:  # checked on the way in; a rotated key must not fail a replay
+        return None
+    return token if token.pid == event.pid else None
+
+
+def bandit_counts(
+    event: Event, token: DecisionToken, slots: Mapping[str, Slot], keys: Keys
+) -> list[OutcomeCount]:
+    """The bandit counts this event makes, if it is accepted."""
+    if event.type not in ("impression", "click", "conversion"):
         return []
     slot = slots.get(token.slot)
     if (
         token.policy != "bandit"
         or token.segment is None
-        or token.pid != event.pid
         or slot is None
         or slot.bandit is None
         or token.variant not in slot.variants

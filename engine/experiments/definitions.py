@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 import orjson
@@ -37,6 +37,7 @@ ExperimentType = Literal["ab", "mvt"]
 Status = Literal["draft", "running", "stopped"]
 Aggregation = Literal["conversion", "count", "sum"]
 AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
+MetricScope = Literal["visitor", "token"]
 RECOMMENDATIONS = "recommendations"
 HOLDOUT_ARM = "holdout"
 MANAGED = ("status", "started_at", "stopped_at", "bucket")
@@ -84,6 +85,7 @@ class Metric:
     aggregation: Aggregation
     window_s: int
     primary: bool
+    scope: MetricScope = "visitor"  # token: only events carrying the experiment's token
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +357,7 @@ def _metrics(items: Any) -> tuple[Metric, ...]:
         where = f"metrics[{i}]"
         if not isinstance(item, dict):
             raise InvalidInput(f"{where}: an object")
-        extra = set(item) - {"name", "event", "aggregation", "window_s", "primary"}
+        extra = set(item) - {"name", "event", "aggregation", "window_s", "primary", "scope"}
         if extra:
             raise InvalidInput(f"{where}: unknown fields {sorted(extra)}")
         name = item.get("name")
@@ -376,7 +378,10 @@ def _metrics(items: Any) -> tuple[Metric, ...]:
         primary = item.get("primary", False)
         if not isinstance(primary, bool):
             raise InvalidInput(f"{where}.primary: true or false")
-        metrics.append(Metric(name, event, aggregation, window, primary))
+        scope = item.get("scope", "visitor")
+        if scope not in ("visitor", "token"):
+            raise InvalidInput(f'{where}.scope: "visitor" (any such event) or "token" (its own)')
+        metrics.append(Metric(name, event, aggregation, window, primary, scope))
     if len({m.name for m in metrics}) != len(metrics):
         raise InvalidInput("metrics: names must differ")
     primaries = sum(m.primary for m in metrics)
@@ -384,5 +389,5 @@ def _metrics(items: Any) -> tuple[Metric, ...]:
         raise InvalidInput("metrics: one primary metric; the others are guardrails")
     if primaries == 0:
         first = metrics[0]
-        metrics[0] = Metric(first.name, first.event, first.aggregation, first.window_s, True)
+        metrics[0] = replace(first, primary=True)
     return tuple(metrics)

@@ -31,16 +31,21 @@ async def put_experiment(
     experiment_id: str,
     definition: dict[str, Any],
 ) -> tuple[bool, dict[str, Any]]:
-    """Create or replace a draft; True if new, and the stored document."""
-    given = sorted(set(definition) & set(MANAGED))
-    if given:
-        raise InvalidInput(f"{', '.join(given)}: set by the engine (start, stop)")
+    """Create or replace a draft; True if new, and the stored document. The fields the
+    engine manages (status, times, bucket) may come back as a GET gave them, not
+    changed."""
+    given = {k: definition[k] for k in MANAGED if k in definition}
+    definition = {k: v for k, v in definition.items() if k not in MANAGED}
     current = registry.current
     compile_experiment(experiment_id, definition, current.slots if current else None)
     outcome: dict[str, Any] = {}
 
     def change(stored: dict[str, bytes]) -> dict[str, Any]:
         old = _load(stored, experiment_id)
+        managed = {"status": "draft", **{k: old[k] for k in MANAGED if old and k in old}}
+        changed = sorted(k for k, v in given.items() if managed.get(k) != v)
+        if changed:
+            raise InvalidInput(f"{', '.join(changed)}: set by the engine (start, stop)")
         document = dict(definition)
         if old is not None and old.get("status", "draft") != "draft":
             if _frozen_part(old) != _frozen_part(document):

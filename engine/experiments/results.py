@@ -155,7 +155,8 @@ def _metric(
 ) -> dict[str, Any]:
     control = sums.arm(metric.name, e.control)
     rows = [_arm_row(e, sums, metric.name, arm, control, alpha) for arm in arms]
-    n_per_arm = min((r["n"] for r in rows), default=0)
+    # the holdout is usually small on purpose: it must not set the test's power
+    n_per_arm = min((r["n"] for r in rows if r["arm"] != HOLDOUT_ARM), default=0)
     mde = minimum_detectable_effect(control, n_per_arm, alpha) if n_per_arm >= 2 else None
     needed = sample_size_needed(control, DEFAULT_MINIMAL_LIFT, alpha)
     out: dict[str, Any] = {

@@ -63,7 +63,8 @@ class OutcomeCount:
 @dataclass(frozen=True, slots=True)
 class MetricOutcome:
     """An accepted event's effect on an experiment metric of its visitor, if they were
-    exposed to the experiment no longer than `window_s` before: the value becomes 1
+    exposed to the experiment no longer than `window_s` before (or the event carries
+    the experiment's token: its exposure may not be written yet): the value becomes 1
     (conversion), grows by one (count) or by `value` (sum)."""
 
     experiment: str
@@ -71,9 +72,11 @@ class MetricOutcome:
     aggregation: str
     value: float
     window_s: int
+    decided_at: float | None = None  # the event carries this experiment's token
 
     def wire(self) -> tuple[str | float | int, ...]:
-        return ("x", self.experiment, self.metric, self.aggregation, self.value, self.window_s)
+        out = ("x", self.experiment, self.metric, self.aggregation, self.value, self.window_s)
+        return out if self.decided_at is None else (*out, self.decided_at)
 
 
 Outcome = OutcomeCount | MetricOutcome

@@ -153,3 +153,66 @@ async def test_a_running_experiment_is_frozen(client: httpx.AsyncClient) -> None
     assert "stop it and create a new experiment" in response.json()["error"]["message"]
     same = {**AB, "description": "now with a description"}
     assert (await client.put("/v1/experiments/exp1", headers=ADMIN, json=same)).status_code == 200
+
+
+async def test_a_click_sent_with_the_token_before_the_exposure_is_written_still_counts(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A site sends impression and click right after decide; the exposure waits in the
+    worker's buffer (written every 50 ms), and must not make the click vanish."""
+    scoped = {
+        **AB,
+        "metrics": [
+            {"name": "clicked", "event": "click", "primary": True},
+            {"name": "block_clicks", "event": "click", "aggregation": "count", "scope": "token"},
+        ],
+    }
+    await setup(client, scoped)
+    await client.post("/v1/experiments/exp1/start", headers=ADMIN)
+    d = await decide(client, "quick")
+    token = {"visitor_id": "quick", "token": d["token"]}
+    await events(client, {**token, "type": "click"}, {**token, "type": "click"})
+    await events(client, {"type": "click", "visitor_id": "quick", "item_id": "elsewhere"})
+    before = (await client.get("/v1/experiments/exp1/results", headers=ADMIN)).json()
+    assert all(r["n"] == 0 for m in before["metrics"] for r in m["arms"])  # not yet exposed
+    await app.state.services.decision_log.flush()
+    after = (await client.get("/v1/experiments/exp1/results", headers=ADMIN)).json()
+    means = {
+        m["name"]: {r["arm"]: (r["n"], r["mean"]) for r in m["arms"]} for m in after["metrics"]
+    }
+    assert means["clicked"][d["arm"]] == (1, 1.0)
+    # the token-scoped count ignores the click on another block
+    assert means["block_clicks"][d["arm"]] == (1, 2.0)
+
+
+async def test_a_buffered_exposure_does_not_bring_an_erased_visitor_back(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await setup(client)
+    await client.post("/v1/experiments/exp1/start", headers=ADMIN)
+    await decide(client, "gone")  # its exposure is buffered, not written yet
+    assert (await client.delete("/v1/visitors/gone", headers=ADMIN)).status_code in (200, 204)
+    await app.state.services.decision_log.flush()
+    results = (await client.get("/v1/experiments/exp1/results", headers=ADMIN)).json()
+    assert sum(r["n"] for r in results["metrics"][0]["arms"]) == 0
+    exported = (await client.get("/v1/visitors/gone", headers=ADMIN)).json()
+    assert exported["experiments"] == {}
+
+
+async def test_what_the_engine_manages_comes_back_from_a_get_but_cannot_be_set(
+    client: httpx.AsyncClient,
+) -> None:
+    await setup(client)
+    got = (await client.get("/v1/experiments/exp1", headers=ADMIN)).json()
+    assert got["status"] == "draft"
+    round_trip = {k: v for k, v in got.items() if k != "id"}
+    assert (
+        await client.put("/v1/experiments/exp1", headers=ADMIN, json=round_trip)
+    ).status_code == 200
+    for field, value in (("status", "running"), ("started_at", 1.0), ("bucket", [0, 0.5])):
+        response = await client.put(
+            "/v1/experiments/exp1", headers=ADMIN, json={**AB, field: value}
+        )
+        assert response.status_code == 422
+        assert response.json()["error"]["message"] == f"{field}: set by the engine (start, stop)"
+    assert (await client.get("/v1/experiments/exp1", headers=ADMIN)).json()["status"] == "draft"

@@ -43,7 +43,7 @@ async def put(experiment_id: str, request: Request, services: ServicesDep) -> Re
 async def get(experiment_id: str, services: ServicesDep) -> Response:
     check_name("experiment", experiment_id)
     document = await get_experiment(services.definitions, experiment_id)
-    return json_response({"id": experiment_id, **document})
+    return json_response({"id": experiment_id, "status": "draft", **document})
 
 
 @router.get("", summary="List experiments with their status")

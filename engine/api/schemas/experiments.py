@@ -44,6 +44,11 @@ class MetricIn(BaseModel):
     )
     window_s: int = Field(default=604_800, ge=60, description="after the first exposure")
     primary: bool = False
+    scope: Literal["visitor", "token"] = Field(
+        default="visitor",
+        description="visitor: any such event of an exposed visitor; token: only events that "
+        "carry this experiment's decision token (clicks on the tested block itself)",
+    )
 
 
 class ExperimentIn(BaseModel):

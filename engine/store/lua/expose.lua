@@ -3,20 +3,30 @@
 -- ones change nothing (a visitor stays in the arm they were first counted in). A profile
 -- merged into a customer's since the decision (identify) is replaced by that customer's,
 -- as ingest.lua would have moved the exposure had it been written before the merge.
--- ARGV: base xbase ttl, then (profile, experiment, arm, time, covariate or '', segments)
--- groups. Returns the number of new exposures.
+-- A person erased after the decision is not exposed again by it. Outcomes that arrived
+-- with this experiment's token before the exposure was written (kept as the visitor's
+-- values, outside the sums) are counted in with it.
+-- ARGV: base xbase ttl erasures, then (profile, experiment, arm, time, covariate or '',
+-- segments) groups. Returns the number of new exposures.
 --#include experiment_sums
-local base, xbase, ttl = ARGV[1], ARGV[2], ARGV[3]
+local base, xbase, ttl, erasures = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local n = 0
-for i = 4, #ARGV, 6 do
+for i = 5, #ARGV, 6 do
   local profile = redis.call('GET', base .. ARGV[i] .. '}:alias') or ARGV[i]
+  local erased = tonumber(redis.call('ZSCORE', erasures, profile))
   local ekey = base .. profile .. '}:exp'
   local exp = ARGV[i + 1]
   local text = table.concat({ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]}, '\t')
-  if redis.call('HSETNX', ekey, exp, text) == 1 then
-    exp_count(xbase .. exp .. '}:stats', exp_record(text), 1)
+  if (erased == nil or erased < tonumber(ARGV[i + 3]))
+      and redis.call('HSETNX', ekey, exp, text) == 1 then
+    local rec = exp_record(text)
+    local skey = xbase .. exp .. '}:stats'
+    exp_count(skey, rec, 1)
+    for metric, y in pairs(exp_all(ekey)[exp].values) do
+      exp_value(skey, rec, metric, 0, y)
+    end
     n = n + 1
+    redis.call('EXPIRE', ekey, ttl)
   end
-  redis.call('EXPIRE', ekey, ttl)
 end
 return n

@@ -9,9 +9,11 @@
 -- The optional fifth element lists what an accepted event does to aggregates
 -- (engine/events/outcomes.py): ['c', marker, key, field] adds 1 to a counter unless the
 -- marker is among the profile's seen ids (then it is added: once per decision);
--- ['x', experiment, metric, aggregation, value, window_s] moves the visitor's value of
--- an experiment's metric, if they were exposed to it within the window (xbase: the
--- experiments' key base).
+-- ['x', experiment, metric, aggregation, value, window_s, decided_at?] moves the visitor's
+-- value of an experiment's metric, if they were exposed to it within the window, or if
+-- the event carries the experiment's token (decided_at), whose exposure may still be in
+-- a worker's buffer: expose.lua then counts the value in (xbase: the experiments' key
+-- base).
 -- Plain arguments cost Redis nothing to decode; JSON is kept to what needs structure.
 -- Returns {accepted, duplicates, dropped_without_consent}.
 --
@@ -299,16 +301,18 @@ local function is_duplicate(profile, event_id)
   return false
 end
 
--- ['x', experiment, metric, aggregation, value, window_s] for an accepted event at `ts`
+-- ['x', experiment, metric, aggregation, value, window_s, decided_at?] for an accepted
+-- event at `ts`; decided_at when the event carries this experiment's token.
 local function experiment_outcome(profile, outcome, ts)
   local exp, metric, aggregation = outcome[2], outcome[3], outcome[4]
   local ekey = key(profile, 'exp')
   local text = redis.call('HGET', ekey, exp)
-  if not text then
+  local rec = text and exp_record(text)
+  local since = rec and rec.at or outcome[7]
+  if since == nil then
     return -- not exposed: the event is not this experiment's business
   end
-  local rec = exp_record(text)
-  if ts < rec.at or ts - rec.at > outcome[6] then
+  if ts < since or ts - since > outcome[6] then
     return
   end
   local field = exp .. '|' .. metric
@@ -322,7 +326,9 @@ local function experiment_outcome(profile, outcome, ts)
   if new ~= old then
     redis.call('HSET', ekey, field, num(new))
     redis.call('EXPIRE', ekey, ttl)
-    exp_value(xbase .. exp .. '}:stats', rec, metric, old, new)
+    if rec then
+      exp_value(xbase .. exp .. '}:stats', rec, metric, old, new)
+    end -- else the exposure is on its way (the decision log's next batch) and adds it
   end
 end
 

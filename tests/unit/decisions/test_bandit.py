@@ -23,7 +23,7 @@ from engine.decisions.rules import Facts
 from engine.decisions.segments import compile_segment
 from engine.decisions.slots import compile_slot
 from engine.decisions.tokens import DecisionToken, TokenSigner
-from engine.events.outcomes import bandit_counts
+from engine.events.outcomes import bandit_counts, visitors_token
 from engine.store.keys import Keys
 from models.events import Event
 
@@ -184,7 +184,10 @@ def token(policy: str = "bandit", segment: str | None = "phones") -> DecisionTok
 
 
 def counted(e: Event, **bandit: Any) -> list[tuple[str, str, str]]:
-    counts = bandit_counts(e, {"hero": bandit_slot(**bandit)}, SIGNER, KEYS)
+    token = visitors_token(e, SIGNER)
+    if token is None:
+        return []
+    counts = bandit_counts(e, token, {"hero": bandit_slot(**bandit)}, KEYS)
     return [(c.marker, c.key, c.field) for c in counts]
 
 

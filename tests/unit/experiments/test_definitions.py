@@ -4,7 +4,7 @@ cells named by their levels with the base variant's content patched)."""
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 import orjson
 import pytest
@@ -13,10 +13,8 @@ from engine.decisions.slots import Slot, compile_slot
 from engine.errors import InvalidInput
 from engine.experiments.definitions import (
     DEFAULT_WINDOW_S,
-    MANAGED,
     compile_experiment,
 )
-from engine.experiments.lifecycle import put_experiment
 
 AB: dict[str, Any] = {
     "target": "slot:hero",
@@ -225,20 +223,6 @@ def test_an_arm_variant_must_be_an_id_even_without_the_slots(variant: object) ->
 def test_an_experiment_id_must_be_a_name() -> None:
     with pytest.raises(InvalidInput, match="experiment name 'Exp 1' must match"):
         compile_experiment("Exp 1", AB)
-
-
-class Untouchable:
-    """Stands for the store: a refused PUT must not read or write anything."""
-
-    def __getattr__(self, name: str) -> NoReturn:
-        raise AssertionError(f"a refused definition reached the store ({name})")
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("field", MANAGED)
-async def test_a_put_cannot_set_what_the_engine_manages(field: str) -> None:
-    with pytest.raises(InvalidInput, match=f"{field}: set by the engine"):
-        await put_experiment(Untouchable(), Untouchable(), "exp1", {**AB, field: "running"})  # type: ignore[arg-type]
 
 
 def test_the_first_metric_is_primary_unless_another_is_marked() -> None:

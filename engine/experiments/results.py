@@ -118,7 +118,20 @@ def results(experiment: Experiment, sums: Sums, alpha: float = 0.05) -> dict[str
         },
         "exposure": _exposure(sums, shown),
         "metrics": metrics,
+        "guardrails_breached": _breaches(metrics),
     }
+
+
+def _breaches(metrics: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Guardrail metrics (all but the primary) an arm made significantly worse: a win on
+    the primary metric that costs one of these is not a win to ship unexamined."""
+    return [
+        {"metric": m["name"], "arm": row["arm"]}
+        for m in metrics
+        if not m["primary"]
+        for row in m["arms"]
+        if row["significant"] and (row.get("difference") or 0.0) < 0
+    ]
 
 
 def _header(e: Experiment) -> dict[str, Any]:
@@ -194,6 +207,8 @@ def _arm_row(
         "std": stats.variance**0.5 if stats.n >= 2 else None,
         "lift": None,
         "lift_ci": None,
+        "difference": None,
+        "difference_ci": None,
         "p_value": None,
         "p_value_adjusted": None,
         "p_value_fdr": None,

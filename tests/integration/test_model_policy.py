@@ -129,3 +129,51 @@ async def test_a_model_slot_without_a_scorer_decides_by_its_rules(
 async def test_bad_exploration_is_a_422(client: httpx.AsyncClient) -> None:
     response = await client.put("/v1/slots/hero", headers=ADMIN, json=slot({"epsilon": 2.0}))
     assert response.status_code == 422
+
+
+async def test_an_experiment_arm_can_run_a_scorer_version_that_is_not_active(
+    app: FastAPI, client: httpx.AsyncClient, artifacts: Path, trained: Any
+) -> None:
+    """Model against rules, before the model goes live: the worker loads the version an
+    arm names beside the active ones and drops it when the experiment stops."""
+    rules_slot = {**slot(), "policy": "rules"}
+    assert (await client.put("/v1/slots/hero", headers=ADMIN, json=rules_slot)).status_code == 201
+    version = save_trained_scorer(artifacts, trained[0], trained[1], {})
+    experiment = {
+        "target": "slot:hero",
+        "arms": [
+            {"name": "rules", "policy": "rules"},
+            {"name": "scorer", "model_version": version},
+        ],
+        "metrics": [{"name": "clicked", "event": "click"}],
+    }
+    assert (
+        await client.put("/v1/experiments/m1", headers=ADMIN, json=experiment)
+    ).status_code == 201
+    assert (await client.post("/v1/experiments/m1/start", headers=ADMIN)).status_code == 200
+    scorers = app.state.services.scorers
+    for _ in range(100):
+        if version in scorers.versions:
+            break
+        await asyncio.sleep(0.05)
+    assert version in scorers.versions
+    assert "hero" not in scorers.current  # loaded for the arm, not activated
+    await browse(client, "heavy", 8)
+    seen = {}
+    for i in range(40):
+        visitor = f"visitor-{i}"
+        d = await decide(client, visitor)
+        seen[d["arm"]] = d
+        token = TokenSigner(Keyring.from_secret(SECRET).tokens).verify(d["token"])
+        assert (token.experiment, token.arm) == ("m1", d["arm"])
+        if d["arm"] == "scorer":
+            assert (d["policy"], token.model_version) == ("model", version)
+        else:
+            assert (d["policy"], d["variant"]) == ("rules", "c")
+    assert set(seen) == {"rules", "scorer"}
+    assert (await client.post("/v1/experiments/m1/stop", headers=ADMIN)).status_code == 200
+    for _ in range(100):
+        if version not in scorers.versions:
+            break
+        await asyncio.sleep(0.05)
+    assert version not in scorers.versions

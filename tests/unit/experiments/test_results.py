@@ -288,3 +288,27 @@ def test_an_experiment_without_visitors_reads_as_empty() -> None:
         assert metric["mde"] is None
         assert metric["sample_size_needed"] is None
         assert all(r["n"] == 0 and r["mean"] is None for r in metric["arms"])
+
+
+def test_a_guardrail_an_arm_makes_significantly_worse_is_flagged() -> None:
+    """Arm b wins the primary metric but loses revenue: a breach to look at."""
+    two = [THREE_ARMS[0], THREE_ARMS[1]]
+    e = experiment(arms=two, covariate=None, segments=[])
+    n = 2000
+    hash_ = {
+        b"n/a/*": str(n).encode(),
+        b"n/b/*": str(n).encode(),
+        # clicked (primary): 10% vs 13%
+        b"s/clicked/a/*": b"200",
+        b"ss/clicked/a/*": b"200",
+        b"s/clicked/b/*": b"260",
+        b"ss/clicked/b/*": b"260",
+        # revenue (guardrail): 1.0 vs 0.5 per visitor, same spread
+        b"s/revenue/a/*": b"2000",
+        b"ss/revenue/a/*": b"4000",
+        b"s/revenue/b/*": b"1000",
+        b"ss/revenue/b/*": b"2500",
+    }
+    body = results(e, Sums.parse(hash_))
+    assert body["guardrails_breached"] == [{"metric": "revenue", "arm": "b"}]
+    assert rows(body, "clicked")["b"]["significant"]  # the primary win itself is no breach

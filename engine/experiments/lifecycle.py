@@ -13,13 +13,14 @@ create a new one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from engine.decisions.registry import DefinitionRegistry
 from engine.errors import Conflict, InvalidInput, NotFound
-from engine.experiments.definitions import MANAGED, Experiment, compile_experiment
+from engine.experiments.definitions import MANAGED, compile_experiment
 from engine.store.definitions import DefinitionRepository
 
 EDITABLE_WHILE_RUNNING = ("description",)
@@ -79,12 +80,8 @@ async def start_experiment(
     """Start a draft: it gets its stretch of hash space and begins assigning visitors."""
     current = registry.current
     slots = current.slots if current else None
-    outcome: dict[str, Any] = {}
 
-    def change(stored: dict[str, bytes]) -> dict[str, Any]:
-        document = _load(stored, experiment_id)
-        if document is None:
-            raise NotFound(f"no experiment named {experiment_id!r}")
+    def start(document: dict[str, Any], stored: dict[str, bytes]) -> dict[str, Any]:
         if document.get("status", "draft") != "draft":
             raise Conflict(f"experiment {experiment_id!r} is {document['status']}, not a draft")
         experiment = compile_experiment(experiment_id, document, slots)
@@ -108,14 +105,9 @@ async def start_experiment(
         else:
             taken = sorted(e.bucket for e in running if e.layer == experiment.layer)
             bucket = _free_stretch(taken, experiment.traffic, experiment.layer)
-        document = {**document, "status": "running", "started_at": now, "bucket": list(bucket)}
-        outcome["document"] = document
-        return {experiment_id: document}
+        return {**document, "status": "running", "started_at": now, "bucket": list(bucket)}
 
-    await repository.replace_all("experiments", change)
-    await registry.refresh()
-    document: dict[str, Any] = outcome["document"]
-    return document
+    return await _transition(repository, registry, experiment_id, start)
 
 
 async def stop_experiment(
@@ -125,26 +117,35 @@ async def stop_experiment(
     now: float,
 ) -> dict[str, Any]:
     """Stop a running experiment: visitors get the slot's own policy again; results stay."""
+
+    def stop(document: dict[str, Any], stored: dict[str, bytes]) -> dict[str, Any]:
+        if document.get("status", "draft") != "running":
+            raise Conflict(f"experiment {experiment_id!r} is {document.get('status', 'draft')}")
+        return {**document, "status": "stopped", "stopped_at": now}
+
+    return await _transition(repository, registry, experiment_id, stop)
+
+
+async def _transition(
+    repository: DefinitionRepository,
+    registry: DefinitionRegistry,
+    experiment_id: str,
+    step: Callable[[dict[str, Any], dict[str, bytes]], dict[str, Any]],
+) -> dict[str, Any]:
+    """Apply `step` to the stored document (given every stored one too), atomically."""
     outcome: dict[str, Any] = {}
 
     def change(stored: dict[str, bytes]) -> dict[str, Any]:
         document = _load(stored, experiment_id)
         if document is None:
             raise NotFound(f"no experiment named {experiment_id!r}")
-        if document.get("status", "draft") != "running":
-            raise Conflict(f"experiment {experiment_id!r} is {document.get('status', 'draft')}")
-        document = {**document, "status": "stopped", "stopped_at": now}
-        outcome["document"] = document
-        return {experiment_id: document}
+        outcome["document"] = step(document, stored)
+        return {experiment_id: outcome["document"]}
 
     await repository.replace_all("experiments", change)
     await registry.refresh()
     document: dict[str, Any] = outcome["document"]
     return document
-
-
-def running_experiments(experiments: dict[str, Experiment]) -> list[Experiment]:
-    return [e for e in experiments.values() if e.status == "running"]
 
 
 def _load(stored: dict[str, bytes], experiment_id: str) -> dict[str, Any] | None:

@@ -10,31 +10,11 @@ from typing import Any
 import pytest
 
 from engine.experiments.report_html import render_report
+from tests.support.experiment_results import arm_row
 
 EVIL = "<script>alert(1)</script>"
 DAY = 86_400
 START = 1_714_550_400.0  # 2024-05-01 08:00 UTC
-
-
-def _arm(name: str, n: int, mean: float | None, **stats: Any) -> dict[str, Any]:
-    """One arm's row as the results API writes it; a control unless a lift is given."""
-    row: dict[str, Any] = {
-        "arm": name,
-        "control": "lift" not in stats,
-        "n": n,
-        "mean": mean,
-        "std": None,
-        "lift": None,
-        "lift_ci": None,
-        "p_value": None,
-        "p_value_adjusted": None,
-        "chance_to_beat_control": None,
-        "significant": False,
-        "cuped": None,
-        "sequential": None,
-    }
-    row.update(stats)
-    return row
 
 
 def _exposure(arms: list[str], days: int) -> list[dict[str, Any]]:
@@ -53,15 +33,15 @@ def ab_results(*, srm_flag: bool = False) -> dict[str, Any]:
         "primary": True,
         "aggregation": "conversion",
         "arms": [
-            _arm("control", 10_000, 0.05),
-            _arm(
+            arm_row("control", 10_000, 0.05),
+            arm_row(
                 "bold", 10_050, 0.0575, lift=0.15, lift_ci=[0.0523, 0.2477], p_value=0.00042,
                 p_value_adjusted=0.00084, chance_to_beat_control=0.9991, significant=True,
                 cuped={"lift": 0.148, "lift_ci": [0.071, 0.225], "p_value": 0.0002,
                        "variance_reduction": 0.312},
                 sequential={"p_value": 0.018, "lift_ci": [0.012, 0.288], "significant": True},
             ),
-            _arm(
+            arm_row(
                 EVIL, 9_950, 0.0482, lift=-0.036, lift_ci=[-0.121, 0.049], p_value=0.4123,
                 p_value_adjusted=0.8246, chance_to_beat_control=0.206, significant=False,
                 sequential={"p_value": 0.9, "lift_ci": [-0.2, 0.13], "significant": False},
@@ -85,9 +65,9 @@ def ab_results(*, srm_flag: bool = False) -> dict[str, Any]:
         "primary": False,
         "aggregation": "sum",
         "arms": [
-            _arm("control", 10_000, 0.0),
-            _arm("bold", 10_050, 1.25, lift=None, significant=False),
-            _arm(EVIL, 9_950, 0.0, lift=None, significant=False),
+            arm_row("control", 10_000, 0.0),
+            arm_row("bold", 10_050, 1.25, lift=None, significant=False),
+            arm_row(EVIL, 9_950, 0.0, lift=None, significant=False),
         ],
         "mde": None,
         "sample_size_needed": None,
@@ -131,14 +111,14 @@ def mvt_results() -> dict[str, Any]:
         "primary": True,
         "aggregation": "conversion",
         "arms": [
-            _arm("red|L", 5_000, 0.1),
-            _arm("red|R", 5_010, 0.104, lift=0.04, lift_ci=[-0.05, 0.13], p_value=0.38,
+            arm_row("red|L", 5_000, 0.1),
+            arm_row("red|R", 5_010, 0.104, lift=0.04, lift_ci=[-0.05, 0.13], p_value=0.38,
                  p_value_adjusted=0.76, chance_to_beat_control=0.81, significant=False),
-            _arm("blue|L", 4_990, 0.121, lift=0.21, lift_ci=[0.11, 0.31], p_value=0.00001,
+            arm_row("blue|L", 4_990, 0.121, lift=0.21, lift_ci=[0.11, 0.31], p_value=0.00001,
                  p_value_adjusted=0.00003, chance_to_beat_control=0.9999, significant=True,
                  cuped={"lift": 0.2, "lift_ci": [0.12, 0.28], "p_value": 0.00001,
                         "variance_reduction": 0.18}),
-            _arm("blue|R", 5_000, 0.088, lift=-0.12, lift_ci=[-0.21, -0.03], p_value=0.009,
+            arm_row("blue|R", 5_000, 0.088, lift=-0.12, lift_ci=[-0.21, -0.03], p_value=0.009,
                  p_value_adjusted=0.027, chance_to_beat_control=0.004, significant=True),
         ],
         "mde": 0.095,

@@ -13,26 +13,7 @@ from engine.experiments.report_text import (
     mde_sentence,
     render_text,
 )
-
-
-def _arm(name: str, n: int, mean: float | None, **stats: Any) -> dict[str, Any]:
-    """One arm's row as the results API writes it; a control unless a lift is given."""
-    row: dict[str, Any] = {
-        "arm": name,
-        "control": "lift" not in stats,
-        "n": n,
-        "mean": mean,
-        "lift": None,
-        "lift_ci": None,
-        "p_value": None,
-        "p_value_adjusted": None,
-        "chance_to_beat_control": None,
-        "significant": False,
-        "cuped": None,
-        "sequential": None,
-    }
-    row.update(stats)
-    return row
+from tests.support.experiment_results import arm_row
 
 
 def results(arms: list[dict[str, Any]], *, srm_flag: bool = False, **metric: Any) -> dict[str, Any]:
@@ -65,19 +46,20 @@ def results(arms: list[dict[str, Any]], *, srm_flag: bool = False, **metric: Any
 
 AB = results(
     [
-        _arm("control", 10_000, 0.05),
-        _arm("bold", 10_050, 0.0575, lift=0.15, lift_ci=[0.0523, 0.2477], p_value=0.00042,
+        arm_row("control", 10_000, 0.05),
+        arm_row("bold", 10_050, 0.0575, lift=0.15, lift_ci=[0.0523, 0.2477], p_value=0.00042,
              p_value_adjusted=0.00084, chance_to_beat_control=0.9991, significant=True,
              sequential={"p_value": 0.018, "lift_ci": [0.01, 0.29], "significant": True}),
-        _arm("<script>alert(1)</script>", 9_950, 0.0482, lift=-0.036, lift_ci=[-0.121, 0.049],
+        arm_row("<script>alert(1)</script>", 9_950, 0.0482, lift=-0.036, lift_ci=[-0.121, 0.049],
              p_value=0.4123, p_value_adjusted=0.8246, chance_to_beat_control=0.206),
     ],
     mde=0.082,
     sample_size_needed=12_345,
 )  # fmt: skip
 MVT = results(
-    [_arm("red|L", 5_000, 0.1), _arm("blue|R", 5_000, 0.088, lift=-0.12, lift_ci=[-0.21, -0.03],
-                                     p_value=0.009, significant=True)],
+    [arm_row("red|L", 5_000, 0.1),
+     arm_row("blue|R", 5_000, 0.088, lift=-0.12, lift_ci=[-0.21, -0.03], p_value=0.009,
+             significant=True)],
     effects=[{"term": "layout=R", "estimate": -0.0085, "standard_error": 0.0031,
               "ci": [-0.0146, -0.0024], "p_value": 0.006}],
 )  # fmt: skip
@@ -110,7 +92,7 @@ def test_an_interval_with_a_missing_bound_is_a_dash() -> None:
     assert format_ci(None) == "—"
 
 
-def test_the_table_has_one_aligned_row_per_arm() -> None:
+def test_the_table_has_one_aligned_row_perarm_row() -> None:
     text = render_text(AB)
     assert _row(text, "bold") == [
         "bold", "10,050", "5.75%", "+15.0%", "[+5.2%,", "+24.8%]", "<0.001", "<0.001",
@@ -136,20 +118,20 @@ def test_header_srm_and_weights() -> None:
 
 
 def test_undefined_values_are_dashes_not_errors() -> None:
-    zero = results([_arm("control", 100, 0.0), _arm("b", 100, 0.5, lift=None)])
+    zero = results([arm_row("control", 100, 0.0), arm_row("b", 100, 0.5, lift=None)])
     assert _row(render_text(zero), "b") == ["b", "100", "50.00%", *["—"] * 6]
     assert "None" not in render_text(zero)
 
 
 def test_names_cannot_drive_the_terminal() -> None:
-    sneaky = results([_arm("control", 1, 0.1), _arm("x\x1b[2Jy\n", 1, 0.1, lift=0.0)])
+    sneaky = results([arm_row("control", 1, 0.1), arm_row("x\x1b[2Jy\n", 1, 0.1, lift=0.0)])
     text = render_text(sneaky)
     assert "\x1b" not in text
     assert "x?[2Jy?" in text
 
 
 def test_wide_characters_keep_columns_aligned() -> None:
-    text = render_text(results([_arm("対照", 1_000, 0.1), _arm("ab", 1_000, 0.1, lift=0.0)]))
+    text = render_text(results([arm_row("対照", 1_000, 0.1), arm_row("ab", 1_000, 0.1, lift=0.0)]))
     control, other = (ln for ln in text.splitlines() if ln.startswith(("対照", "ab ")))
     # "対照" takes four terminal columns, so it is padded with two fewer spaces than "ab"
     assert len(control) == len(other) - 2

@@ -200,6 +200,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         web.router,
     ):
         app.include_router(router)
+    if settings.demo:
+        from engine.api.routes import demo  # the shop's data is in training/: demo only
+
+        app.include_router(demo.router)
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     redis_timeout_ms: int = Field(default=250, ge=10)
     definitions_refresh_ms: int = Field(default=500, ge=50, le=1000)
     log_level: str = "INFO"
+    demo: bool = Field(
+        default=False, description="serve the demo shop at /demo (`omotenashi demo` sets it)"
+    )
     prometheus_multiproc_dir: Path | None = Field(
         default=None,
         validation_alias="PROMETHEUS_MULTIPROC_DIR",

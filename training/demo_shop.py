@@ -7,12 +7,65 @@ guesses are tested against.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from training.simulator import Persona, World
 
 CATEGORIES = ("sports", "fashion", "electronics", "home", "books")
 _PRICES = {"sports": 60.0, "fashion": 45.0, "electronics": 180.0, "home": 35.0, "books": 15.0}
+_TITLES = {
+    "sports": (
+        "Trail running shoes",
+        "Featherweight racer",
+        "Yoga mat",
+        "Cycling gloves",
+        "Water bottle",
+        "Training tee",
+        "Tennis racket",
+        "Climbing chalk bag",
+    ),
+    "fashion": (
+        "Wool overcoat",
+        "Linen shirt",
+        "Denim jacket",
+        "Silk scarf",
+        "Leather belt",
+        "Canvas tote",
+        "Knit beanie",
+        "Chelsea boots",
+    ),
+    "electronics": (
+        "Noise-cancelling headphones",
+        "Smartwatch",
+        "E-reader",
+        "Bluetooth speaker",
+        "Action camera",
+        "Mechanical keyboard",
+        "Power bank",
+        "Drone",
+    ),
+    "home": (
+        "Ceramic teapot",
+        "Linen bedding",
+        "Desk lamp",
+        "Cast-iron pan",
+        "Wool throw",
+        "Plant pot",
+        "Scented candle",
+        "Wall clock",
+    ),
+    "books": (
+        "The Art of Hospitality",
+        "Running Every Day",
+        "A Year of Tea",
+        "Pocket Atlas",
+        "Cooking for Friends",
+        "Short Stories",
+        "Field Guide to Birds",
+        "Poems for Mornings",
+    ),
+}
 ITEMS_PER_CATEGORY = 8
 
 
@@ -26,12 +79,19 @@ def catalogue() -> list[dict[str, Any]]:
                     "item_id": f"{category}-{i:02d}",
                     "category": category,
                     "price": round(_PRICES[category] * (0.6 + 0.1 * i), 2),
-                    "title": f"{category.title()} item {i + 1}",
+                    "title": _TITLES[category][i],
                     "tags": ["new"] if i < 2 else [],
                     "available": i != ITEMS_PER_CATEGORY - 1,
                 }
             )
     return items
+
+
+WELCOME = "Small things, chosen with care."
+
+
+def _hero(title: str, subtitle: str, cta: str) -> dict[str, str]:
+    return {"title": title, "subtitle": subtitle, "cta": cta}
 
 
 def _views(category: str, n: int) -> dict[str, Any]:
@@ -42,11 +102,23 @@ SLOTS: dict[str, dict[str, Any]] = {
     "home_hero": {
         "description": "The big banner on the home page",
         "variants": [
-            {"id": "welcome", "content": {"title": "Welcome to Omotenashi Shop", "cta": "/new"}},
-            {"id": "sneaker_drop", "content": {"title": "New running shoes", "cta": "/sports"}},
-            {"id": "style_edit", "content": {"title": "The autumn edit", "cta": "/fashion"}},
-            {"id": "gadget_deals", "content": {"title": "Gadget week", "cta": "/electronics"}},
-            {"id": "app_download", "content": {"title": "Get the app: 10% off", "cta": "/app"}},
+            {"id": "welcome", "content": _hero("Welcome to Omotenashi Shop", WELCOME, "/new")},
+            {
+                "id": "sneaker_drop",
+                "content": _hero("New running shoes", "Light, fast, made for trails.", "/sports"),
+            },
+            {
+                "id": "style_edit",
+                "content": _hero("The autumn edit", "Wool, linen and warm colours.", "/fashion"),
+            },
+            {
+                "id": "gadget_deals",
+                "content": _hero("Gadget week", "Headphones, watches and more.", "/electronics"),
+            },
+            {
+                "id": "app_download",
+                "content": _hero("Get the app: 10% off", "Your first order on the app.", "/app"),
+            },
         ],
         "default": "welcome",
         "policy": "rules",
@@ -101,6 +173,70 @@ SEGMENTS: dict[str, dict[str, Any]] = {
         "when": {"attr": "context.device", "op": "eq", "value": "mobile"},
     },
 }
+
+
+@dataclass(frozen=True)
+class ReturningCustomer:
+    """A fixed visitor of the demo shop, with a history that makes the rules fire.
+
+    The demo's visitor switcher sets the shop's visitor cookie to `visitor_id`, so a
+    person sees what this customer is shown.
+    """
+
+    visitor_id: str
+    label: str
+    shows: str  # what the rules give them, in words, for the switcher
+    viewed: tuple[str, ...]  # item ids of the product pages in their history
+
+
+def _viewed(category: str, n: int) -> tuple[str, ...]:
+    return tuple(f"{category}-{i % ITEMS_PER_CATEGORY:02d}" for i in range(n))
+
+
+RETURNING_CUSTOMERS: tuple[ReturningCustomer, ...] = (
+    ReturningCustomer(
+        "demo-sports-fan",
+        "Returning sports fan",
+        "4 sports pages: home_hero sneaker_drop",
+        _viewed("sports", 4) + _viewed("books", 1),
+    ),
+    ReturningCustomer(
+        "demo-fashionista",
+        "Returning fashionista",
+        "4 fashion pages: home_hero style_edit",
+        _viewed("fashion", 4) + _viewed("home", 1),
+    ),
+    ReturningCustomer(
+        "demo-tech-buyer",
+        "Returning tech buyer",
+        "2 electronics pages: home_hero gadget_deals",
+        _viewed("electronics", 2),
+    ),
+    ReturningCustomer(
+        "demo-engaged",
+        "Engaged regular",
+        "12 pages, segment engaged: cart_banner loyalty_points",
+        _viewed("home", 6) + _viewed("books", 6),
+    ),
+)
+
+
+def history_events(customer: ReturningCustomer) -> list[dict[str, Any]]:
+    """The customer's past product page views as events for `POST /v1/events`.
+
+    Event ids are fixed, so loading the history again within the engine's
+    deduplication window adds nothing.
+    """
+    return [
+        {
+            "type": "page_view",
+            "visitor_id": customer.visitor_id,
+            "event_id": f"{customer.visitor_id}-history-{n}",
+            "item_id": item_id,
+            "properties": {"category": item_id.rsplit("-", 1)[0], "url": f"/demo#/p/{item_id}"},
+        }
+        for n, item_id in enumerate(customer.viewed)
+    ]
 
 
 def world() -> World:

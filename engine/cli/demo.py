@@ -1,7 +1,8 @@
 """`omotenashi demo`: a shop, its shoppers, and the engine serving them, in one command.
 
-Starts the service (embedded Redis unless REDIS_URL is set), loads the demo shop
-through the admin API, drives simulated shoppers through the public API, prints what
+Starts the service (embedded Redis unless REDIS_URL is set) with the demo shop's pages
+at /demo, loads the shop through the admin API and its returning customers' histories
+through the events API, drives simulated shoppers through the public API, prints what
 happened, trains a recommender on their events and shows what it recommends, then
 keeps serving until Ctrl-C.
 """
@@ -34,6 +35,7 @@ def demo(
 ) -> None:
     with prepared_settings() as settings:
         configure_logging("WARNING")
+        settings = settings.model_copy(update={"demo": True})
         asyncio.run(_demo(settings, host, port, visitors, seconds, seed, exit_after_traffic))
 
 
@@ -68,6 +70,7 @@ async def _demo(
     admin_key = settings.admin_key.get_secret_value()
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         await load_shop(client, admin_key)
+        await load_returning_customers(client, site_key)
         simulator = Simulator(demo_shop.world(), seed=seed)
         shoppers = simulator.visitors(visitors, id_prefix=f"demo{seed}")
         print(f"Omotenashi demo: {len(shoppers)} simulated shoppers visiting {base} ...")
@@ -77,7 +80,7 @@ async def _demo(
         print(render_report(tally))
         store: Store = app.state.services.store
         print(await train_and_recommend(client, store, settings, [s.visitor_id for s in shoppers]))
-    print(render_next_steps(base, site_key, admin_key))
+    print(render_next_steps(base, site_key, admin_key), flush=True)  # then it only serves
     if exit_after_traffic:
         server.should_exit = True
     await serving
@@ -92,6 +95,18 @@ async def load_shop(client: httpx.AsyncClient, admin_key: str) -> None:
         (await client.put(f"/v1/slots/{name}", headers=headers, json=slot)).raise_for_status()
     items = demo_shop.catalogue()
     (await client.put("/v1/items", headers=headers, json={"items": items})).raise_for_status()
+
+
+async def load_returning_customers(client: httpx.AsyncClient, site_key: str) -> None:
+    """Send the demo's returning customers' histories through the events API, so the
+    shop's visitor switcher can show what each of them is shown."""
+    events = [e for c in demo_shop.RETURNING_CUSTOMERS for e in demo_shop.history_events(c)]
+    response = await client.post(
+        "/v1/events", headers={"X-Api-Key": site_key}, json={"events": events}
+    )
+    response.raise_for_status()
+    if rejected := response.json()["rejected"]:
+        raise RuntimeError(f"the demo's customer histories were refused: {rejected}")
 
 
 async def train_and_recommend(
@@ -185,6 +200,7 @@ def render_next_steps(base: str, site_key: str, admin_key: str) -> str:
     ).decode()
     return f"""
 The engine keeps serving at {base}  (Ctrl-C stops it)
+  demo shop     {base}/demo   (switch visitors, see each block's decision)
   API docs      {base}/docs
   health        {base}/healthz   {base}/readyz   {base}/metrics
   decide        curl -s {base}/v1/decide -H 'X-Api-Key: {site_key}' \\

@@ -1,5 +1,6 @@
-"""Browser tests: Debian's Chromium driven by Playwright, and the real server with an
-experiment that simulated shoppers have run through.
+"""Browser tests: Debian's Chromium driven by Playwright, and the real servers: one
+with an experiment that simulated shoppers have run through, `omotenashi demo` with
+its shop, the demo's engine without Redis, and a second site on another origin.
 
 Chromium comes from the system (`apt-get install chromium`), never from Playwright's
 downloads, so the tests run where nothing outside the machine can be reached. A
@@ -11,7 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
+import http.server
+import shutil
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ import pytest
 import redis
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
+from engine.app import SNAPSHOT_FILE
 from tests.conftest import ADMIN, SITE_KEY
 from tests.e2e.test_cli_server import cli_env, omotenashi, stop, wait_healthy
 from tests.support.redis_server import free_port
@@ -158,10 +165,146 @@ def report_server(
         assert stop(process) == 0
         stderr = (folder / "server.log").read_text()
         assert "Traceback" not in stderr, stderr
-        client = redis.Redis.from_url(redis_url)
+        delete_prefix(redis_url, prefix)
+
+
+def delete_prefix(redis_url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True)
+class OtherSite:
+    """A plain static site on another port: the same files from two origins."""
+
+    port: int
+    folder: Path
+
+    @property
+    def allowed(self) -> str:
+        """The origin the engine's CORS setting lets in."""
+        return f"http://localhost:{self.port}"
+
+    @property
+    def refused(self) -> str:
+        """The same site under an origin the engine does not know."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="package")
+def other_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherSite]:
+    """A second web server (Python's http.server in a thread) serving a test's pages."""
+    folder = tmp_path_factory.mktemp("other-site")
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield OtherSite(server.server_address[1], folder)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@dataclass(frozen=True)
+class DemoServer:
+    base: str
+    data_dir: Path
+
+
+DEMO_READY = "keeps serving"
+
+
+@pytest.fixture(scope="package")
+def demo_server(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, other_site: OtherSite
+) -> Iterator[DemoServer]:
+    """`omotenashi demo` on the test Redis (a prefix of its own, deleted afterwards),
+    after its shop, returning customers, shoppers and recommender are in; its CORS
+    setting allows the other site's `allowed` origin only."""
+    prefix = "test-demo-" + uuid.uuid4().hex[:12]
+    folder = tmp_path_factory.mktemp("demo")
+    port = free_port()
+    env = cli_env(
+        folder / "data",
+        REDIS_URL=redis_url,
+        OMOTENASHI_KEY_PREFIX=prefix,
+        OMOTENASHI_CORS_ORIGINS=other_site.allowed,
+    )
+    args = ("demo", "--port", str(port), "--visitors", "12", "--seconds", "1")
+    out, err = folder / "demo.out", folder / "demo.log"
+    with out.open("wb") as stdout, err.open("wb") as stderr:  # files: a full pipe would stall
+        process = subprocess.Popen(omotenashi(*args), env=env, stdout=stdout, stderr=stderr)
+    try:
+        wait_for_line(out, DEMO_READY, process)
+        base = f"http://127.0.0.1:{port}"
+        assert f"{base}/demo " in out.read_text()  # the next steps lead to the shop
+        yield DemoServer(base, folder / "data")
+    finally:
+        assert stop(process) == 0
+        assert "Traceback" not in err.read_text(), err.read_text()
+        delete_prefix(redis_url, prefix)
+
+
+def wait_for_line(path: Path, text: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while text not in path.read_text():
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}: {path.read_text()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {text!r} in 60 s: {path.read_text()}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="package")
+def fallback_server(
+    tmp_path_factory: pytest.TempPathFactory, demo_server: DemoServer
+) -> Iterator[str]:
+    """The demo's engine once more, pointed at a Redis port where nothing listens. It
+    knows the demo's slots from the definitions snapshot the demo server wrote."""
+    data = tmp_path_factory.mktemp("fallback") / "data"
+    data.mkdir()
+    shutil.copy(demo_server.data_dir / SNAPSHOT_FILE, data / SNAPSHOT_FILE)
+    port = free_port()
+    env = cli_env(data, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", OMOTENASHI_DEMO="true")
+    log = data.parent / "server.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            omotenashi("serve", "--port", str(port)),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_live(base, process)
+        yield base
+    finally:
+        assert stop(process) == 0
+        assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def wait_live(base: str, process: subprocess.Popen[bytes]) -> None:
+    """Until the process answers /healthz (/readyz stays 503 without Redis)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not start")

@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ import redis
 from fastapi import FastAPI
 
 from engine.app import create_app
+from engine.client import OmotenashiClient
 from engine.settings import Settings
 from tests.support.redis_server import RedisProcess, reachable
 
@@ -107,6 +109,14 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 def client_for(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+def engine_client(app: FastAPI, **options: Any) -> OmotenashiClient:
+    """The Python client on the app in process, with the test keys."""
+    transport = httpx.ASGITransport(app=app)
+    return OmotenashiClient(
+        "http://test", site_key=SITE_KEY, admin_key=ADMIN_KEY, transport=transport, **options
+    )
 
 
 SITE = {"X-Api-Key": SITE_KEY}

@@ -1,4 +1,5 @@
-"""Simulated shoppers driven through the real HTTP API (the demo, and end-to-end tests).
+"""Simulated shoppers driven through the real HTTP API (the demo, and end-to-end tests),
+with the Python client an app backend would use.
 
 A visit is what a site does: decide on landing, report impressions, then page views,
 then clicks and purchases carrying the decision tokens.
@@ -11,11 +12,11 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import numpy as np
 
+from engine.client import EngineError, OmotenashiClient
 from training.simulator import Simulator, SimVisitor
 
 
@@ -35,28 +36,27 @@ class TrafficTally:
 
 
 async def drive(
-    client: httpx.AsyncClient,
+    engine: OmotenashiClient,
     simulator: Simulator,
     visitors: Sequence[SimVisitor],
     slots: Sequence[str],
     *,
-    site_key: str,
     visits_per_visitor: int = 2,
     seconds: float = 5.0,
     concurrency: int = 16,
     before_events: Callable[[], Awaitable[object]] | None = None,
 ) -> TrafficTally:
-    """Run visits (round-robin over visitors) until every visitor has made
-    `visits_per_visitor` visits or `seconds` have passed.
+    """Run visits (round-robin over visitors) through the Python client until every
+    visitor has made `visits_per_visitor` visits or `seconds` have passed.
 
     `before_events`, if given, is awaited between each visit's decide and its events.
-    A real shopper clicks seconds after the page is decided; a simulated one posts the
-    click microseconds later, before the engine's decision log has written the
-    experiment exposure in its next background flush, and an outcome of a visitor not
-    yet exposed does not count. Experiment tests pass the decision log's `flush` here.
+    A real shopper clicks seconds after the page is decided; a simulated one posts
+    microseconds later, before the engine's decision log has written the experiment
+    exposure in its next background flush. Outcomes that carry the experiment's token
+    count anyway, but token-less ones (page views, purchases) of a visitor not yet
+    exposed do not: experiment tests pass the decision log's `flush` here.
     """
     tally = TrafficTally()
-    headers = {"X-Api-Key": site_key}
     deadline = time.monotonic() + seconds
     queue: asyncio.Queue[tuple[SimVisitor, int]] = asyncio.Queue()
     for visit in range(visits_per_visitor):
@@ -71,7 +71,9 @@ async def drive(
                 return
             rng = simulator.visit_rng(visitor, visit)
             try:
-                await _visit(client, simulator, rng, visitor, slots, headers, tally, before_events)
+                await _visit(engine, simulator, rng, visitor, slots, tally, before_events)
+            except EngineError as exc:
+                tally.errors[f"HTTP {exc.status}"] += 1
             except httpx.HTTPError as exc:
                 tally.errors[type(exc).__name__] += 1
 
@@ -80,69 +82,44 @@ async def drive(
 
 
 async def _visit(
-    client: httpx.AsyncClient,
+    engine: OmotenashiClient,
     simulator: Simulator,
     rng: np.random.Generator,
     visitor: SimVisitor,
     slots: Sequence[str],
-    headers: dict[str, str],
     tally: TrafficTally,
     before_events: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     tally.visits += 1
-    response = await client.post(
-        "/v1/decide",
-        headers=headers,
-        json={
-            "visitor_id": visitor.visitor_id,
-            "slots": list(slots),
-            "context": {"device": visitor.device, "channel": "web", "page": "/"},
-        },
-    )
-    if response.status_code != 200:
-        tally.errors[f"decide {response.status_code}"] += 1
-        return
-    body = response.json()
-    tally.segments.update(body["segments"])
-    base = {"visitor_id": visitor.visitor_id, "channel": "web"}
-    events: list[dict[str, Any]] = []
+    context = {"device": visitor.device, "channel": "web", "page": "/"}
+    result = await engine.decide(visitor.visitor_id, slots, context)
+    tally.segments.update(result.segments)
+    who = visitor.visitor_id
     outcomes = []
-    for decision in body["decisions"]:
-        key = (visitor.persona, decision["slot"], decision["variant"])
+    for decision in result.decisions:
+        key = (visitor.persona, decision.slot, decision.variant)
         tally.decisions[key] += 1
-        tally.policies[decision["policy"]] += 1
-        events.append({**base, "type": "impression", "token": decision["token"]})
-        outcomes.append((key, decision["token"], simulator.outcome(visitor, key[1], key[2], rng)))
+        tally.policies[decision.policy] += 1
+        outcomes.append((key, decision.token, simulator.outcome(visitor, key[1], key[2], rng)))
+    if before_events is not None:
+        await before_events()
+    for _, token, _ in outcomes:
+        await engine.track("impression", who, token=token, channel="web")
     for view in simulator.browse(visitor, rng):
-        events.append(
-            {
-                **base,
-                "type": "page_view",
-                "item_id": view.item_id,
-                "properties": {"category": view.category, "url": f"/p/{view.item_id}"},
-            }
+        properties = {"category": view.category, "url": f"/p/{view.item_id}"}
+        await engine.track(
+            "page_view", who, item_id=view.item_id, properties=properties, channel="web"
         )
     for key, token, outcome in outcomes:
         if outcome.clicked:
             tally.clicks[key] += 1
-            events.append({**base, "type": "click", "token": token})
+            await engine.track("click", who, token=token, channel="web")
         if outcome.converted:
             tally.revenue += outcome.value
-            events.append(
-                {
-                    **base,
-                    "type": "conversion",
-                    "token": token,
-                    "value": outcome.value,
-                    "properties": {"goal": "purchase"},
-                }
+            goal = {"goal": "purchase"}
+            await engine.track(
+                "conversion", who, token=token, value=outcome.value, properties=goal, channel="web"
             )
-    if before_events is not None:
-        await before_events()
-    response = await client.post("/v1/events", headers=headers, json={"events": events})
-    if response.status_code == 202:
-        result = response.json()
-        tally.events_accepted += result["accepted"]
-        tally.events_rejected += len(result["rejected"])
-    else:
-        tally.errors[f"events {response.status_code}"] += 1
+    report = await engine.flush()
+    tally.events_accepted += report.accepted
+    tally.events_rejected += len(report.rejected)

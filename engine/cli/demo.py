@@ -19,6 +19,7 @@ import uvicorn
 
 from engine.app import create_app
 from engine.cli.runtime import configure_logging, prepared_settings
+from engine.client import OmotenashiClient
 from engine.events.archive import archive_once
 from engine.settings import Settings
 from engine.store.client import Store
@@ -74,9 +75,8 @@ async def _demo(
         simulator = Simulator(demo_shop.world(), seed=seed)
         shoppers = simulator.visitors(visitors, id_prefix=f"demo{seed}")
         print(f"Omotenashi demo: {len(shoppers)} simulated shoppers visiting {base} ...")
-        tally = await drive(
-            client, simulator, shoppers, list(demo_shop.SLOTS), site_key=site_key, seconds=seconds
-        )
+        async with OmotenashiClient(base, site_key=site_key, timeout_s=10) as engine:
+            tally = await drive(engine, simulator, shoppers, list(demo_shop.SLOTS), seconds=seconds)
         print(render_report(tally))
         store: Store = app.state.services.store
         print(await train_and_recommend(client, store, settings, [s.visitor_id for s in shoppers]))

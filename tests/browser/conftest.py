@@ -30,6 +30,7 @@ import redis
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from engine.app import SNAPSHOT_FILE
+from engine.client import OmotenashiClient
 from tests.conftest import ADMIN, SITE_KEY
 from tests.e2e.test_cli_server import cli_env, omotenashi, stop, wait_healthy
 from tests.support.redis_server import free_port
@@ -117,17 +118,17 @@ async def seed(base: str) -> dict[str, Any]:
             (await http.put(path, headers=ADMIN, json=body)).raise_for_status()
         (await http.post(f"/v1/experiments/{EXPERIMENT}/start", headers=ADMIN)).raise_for_status()
         simulator = Simulator(WORLD, seed=21)
-        tally = await drive(
-            http,
-            simulator,
-            simulator.visitors(VISITORS),
-            ["hero"],
-            site_key=SITE_KEY,
-            visits_per_visitor=2,
-            seconds=60,
-            concurrency=24,
-            before_events=lambda: asyncio.sleep(THINK_TIME_S),
-        )
+        async with OmotenashiClient(base, site_key=SITE_KEY, timeout_s=10) as engine:
+            tally = await drive(
+                engine,
+                simulator,
+                simulator.visitors(VISITORS),
+                ["hero"],
+                visits_per_visitor=2,
+                seconds=60,
+                concurrency=24,
+                before_events=lambda: asyncio.sleep(THINK_TIME_S),
+            )
         assert not tally.errors, tally.errors
         for _ in range(50):
             response = await http.get(f"/v1/experiments/{EXPERIMENT}/results", headers=ADMIN)

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from engine.decisions import decide as decide_module
 from engine.decisions import log as log_module
-from tests.conftest import ADMIN, SITE_KEY, client_for
+from tests.conftest import ADMIN, client_for, engine_client
 from training.simulator import Persona, Simulator, World
 from training.traffic import TrafficTally, drive
 
@@ -75,7 +75,7 @@ async def simulate(app: FastAPI) -> tuple[dict[str, Any], dict[str, Any], str, T
     the two results and the A/B report page."""
     decide_module._SHARED_RNG.seed(17)
     log = app.state.services.decision_log
-    async with client_for(app) as client:
+    async with client_for(app) as client, engine_client(app) as engine:
         for name, body in (
             ("hero", slot(("a", "b"))),
             ("banner", {**slot(("x",)), "default": "x"}),
@@ -89,15 +89,15 @@ async def simulate(app: FastAPI) -> tuple[dict[str, Any], dict[str, Any], str, T
             assert response.status_code == 201, response.text
 
         shoppers = Simulator(WORLD, seed=3).visitors(VISITORS)
-        run = {"site_key": SITE_KEY, "visits_per_visitor": 1, "seconds": 120, "concurrency": 1}
+        run = {"visits_per_visitor": 1, "seconds": 120, "concurrency": 1}
         # the pre-period; its own seed so the experiment visit's draws are fresh ones
-        before = await drive(client, Simulator(WORLD, seed=4), shoppers, ["hero", "banner"], **run)
+        before = await drive(engine, Simulator(WORLD, seed=4), shoppers, ["hero", "banner"], **run)
         assert not before.errors, before.errors
         for experiment_id in ("ab", "aa"):
             response = await client.post(f"/v1/experiments/{experiment_id}/start", headers=ADMIN)
             assert response.status_code == 200, response.text
         tally = await drive(
-            client,
+            engine,
             Simulator(WORLD, seed=5),
             shoppers,
             ["hero", "banner"],

@@ -15,7 +15,7 @@ from scipy import stats
 
 from engine.decisions import decide as decide_module
 from engine.events.archive import archive_once, read_archive
-from tests.conftest import ADMIN, SITE_KEY, client_for
+from tests.conftest import ADMIN, client_for, engine_client
 from training.attribution import attribute
 from training.scorer_train import ScorerParams, save_trained_scorer, train_scorer
 from training.simulator import Persona, Simulator, World
@@ -68,16 +68,15 @@ def hero(policy: str) -> dict[str, Any]:
 
 
 async def run_policy(app: FastAPI, policy: str, visitors: int, prefix: str) -> TrafficTally:
-    async with client_for(app) as client:
+    async with client_for(app) as client, engine_client(app) as engine:
         response = await client.put("/v1/slots/hero", headers=ADMIN, json=hero(policy))
         assert response.status_code in (200, 201), response.text
         simulator = Simulator(WORLD, seed=11)  # the same shoppers for every policy
         tally = await drive(
-            client,
+            engine,
             simulator,
             simulator.visitors(visitors, id_prefix=prefix),
             ["hero"],
-            site_key=SITE_KEY,
             visits_per_visitor=3,  # later visits are decided on the earlier ones' browsing
             seconds=300,
             concurrency=1,  # one visit at a time: the run is the same every time

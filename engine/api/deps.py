@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
+from engine.errors import Forbidden
 from engine.services import Services
 
 
@@ -31,7 +32,20 @@ def site_services(request: Request) -> Services:
     services: Services = request.app.state.services
     key = request.headers.get("x-api-key") or request.query_params.get("site_key")
     services.api_keys.check_site(key)
+    origin = request.headers.get("origin")
+    if origin is not None and origin not in services.settings.cors_origins:
+        check_same_origin(request, origin)
     return services
+
+
+def check_same_origin(request: Request, origin: str) -> None:
+    """A browser's request from a page the engine does not allow is refused here too:
+    CORS stops what a page can read, not what `navigator.sendBeacon` (or a form) can
+    send, so an event from a foreign page would otherwise be stored. Requests without
+    an Origin (servers, apps) are not browsers' and pass."""
+    host = request.headers.get("host", "")
+    if origin not in (f"http://{host}", f"https://{host}"):
+        raise Forbidden(f"origin {origin} is not allowed (OMOTENASHI_CORS_ORIGINS)")
 
 
 async def require_admin_key(

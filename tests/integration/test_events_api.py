@@ -219,3 +219,22 @@ async def test_a_beacon_sends_the_site_key_in_the_query_and_plain_text(
     assert response.json()["accepted"] == 1
     wrong = await client.post("/v1/events", params={"site_key": "nope"}, content=body)
     assert wrong.status_code == 401
+
+
+async def test_a_browser_page_of_a_foreign_origin_cannot_send_events(
+    client: httpx.AsyncClient,
+) -> None:
+    """CORS does not stop a beacon; the Origin check does."""
+    body = orjson.dumps({"events": [{"type": "page_view", "visitor_id": "o1"}]})
+    params = {"site_key": SITE_KEY}
+    foreign = await client.post(
+        "/v1/events", params=params, content=body, headers={"origin": "http://evil.test"}
+    )
+    assert foreign.status_code == 403
+    assert "origin http://evil.test is not allowed" in foreign.json()["error"]["message"]
+    same = await client.post(
+        "/v1/events", params=params, content=body, headers={"origin": "http://test"}
+    )
+    assert same.status_code == 202  # the engine's own pages (the demo)
+    server = await client.post("/v1/events", params=params, content=body)
+    assert server.status_code == 202  # no Origin: a server or an app

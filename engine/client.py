@@ -212,7 +212,9 @@ class OmotenashiClient:
         channel: str = "server",
         ts: float | None = None,
     ) -> str:
-        """Queue an event; its id (sent with it, so retries never double-count)."""
+        """Queue an event; its id (sent with it, so retries never double-count). When the
+        queue fills a batch this sends it; if that fails the error propagates but the
+        event stays queued with its id: flush later, do not track it again."""
         event: dict[str, Any] = {
             "type": type,
             "visitor_id": visitor_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,12 +48,17 @@ class Services:
     async def write_events(self, events: Sequence[Event]) -> IngestCounts:
         """The one write path for accepted events (fresh ones and spool replays)."""
         definitions = self.registry.current
-        outcomes = None
+        outcomes, max_metrics = None, frozenset[str]()
         if definitions is not None:
-            signer, keys = self.signer, self.store.keys
-            outcomes = [outcomes_of(event, definitions, signer, keys) for event in events]
+            signer, keys, now = self.signer, self.store.keys, time.time()
+            outcomes = [outcomes_of(event, definitions, signer, keys, now) for event in events]
+            max_metrics = definitions.conversion_metrics
         counts = await write_events(
-            self.store, events, ingest_policy(self.settings), outcomes=outcomes
+            self.store,
+            events,
+            ingest_policy(self.settings),
+            outcomes=outcomes,
+            max_metrics=max_metrics,
         )
         if counts.without_consent:
             self.metrics.events_dropped.labels("no_consent").inc(counts.without_consent)

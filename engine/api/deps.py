@@ -24,16 +24,20 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 SITE_KEY_SECURITY: dict[str, Any] = {"security": [{"SiteKey": []}]}
 
 
-def site_services(request: Request) -> Services:
+def site_services(request: Request, *, key_in_query: bool = False) -> Services:
     """The worker's services, once the request's site key checks out: the `X-Api-Key`
-    header, or a `site_key` query parameter for browsers' `navigator.sendBeacon`,
-    which cannot set headers (site keys are public: every page that calls the engine
-    carries one)."""
+    header, or where `key_in_query` (events only) a `site_key` query parameter, for
+    `navigator.sendBeacon`, which cannot set headers (site keys are public: every page
+    that calls the engine carries one). Reads never take it from the query: an `<img>`
+    on any page could otherwise make a visitor's browser call them."""
     services: Services = request.app.state.services
-    key = request.headers.get("x-api-key") or request.query_params.get("site_key")
+    key = request.headers.get("x-api-key")
+    if key is None and key_in_query:
+        key = request.query_params.get("site_key")
     services.api_keys.check_site(key)
     origin = request.headers.get("origin")
-    if origin is not None and origin not in services.settings.cors_origins:
+    allowed = services.settings.cors_origins
+    if origin is not None and origin not in allowed and "*" not in allowed:
         check_same_origin(request, origin)
     return services
 

@@ -35,6 +35,11 @@ class CompiledDefinitions:
     running: dict[str, tuple[Experiment, ...]] = field(default_factory=dict)  # by target
     # event type -> (experiment, metric) of running experiments that count it
     metrics_by_event: dict[str, tuple[tuple[str, Metric], ...]] = field(default_factory=dict)
+    # `<experiment>|<metric>` of every conversion metric: a merge combines them by max
+    conversion_metrics: frozenset[str] = frozenset()
+
+    def running_on(self, target: str) -> tuple[Experiment, ...]:
+        return self.running.get(target, ())
 
 
 def compile_all(
@@ -76,6 +81,12 @@ def compile_all(
         experiments=experiments,
         running={target: tuple(found) for target, found in running.items()},
         metrics_by_event={event: tuple(pairs) for event, pairs in by_event.items()},
+        conversion_metrics=frozenset(
+            f"{e.id}|{m.name}"
+            for e in experiments.values()
+            for m in e.metrics
+            if m.aggregation == "conversion"
+        ),
     )
 
 

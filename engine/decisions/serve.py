@@ -93,7 +93,7 @@ async def decide_for_visitor(
                 definitions.segments,
                 facts,
                 models,
-                pid=pid,
+                pid=profile.pid,  # the person's arm, on every device merged into them
                 experiments=definitions.running,
                 bandit_rng=bandit_rng,
                 on_model_missing=on_model_missing,

@@ -4,7 +4,7 @@ in one round trip (`engine/store/profiles.py` holds the script)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from engine.settings import Settings
 from engine.store.client import Store
@@ -32,7 +32,8 @@ async def write_events(
     policy: IngestPolicy,
     now: float | None = None,
     outcomes: Sequence[Sequence[Outcome]] | None = None,
+    max_metrics: Collection[str] = (),
 ) -> IngestCounts:
     """Apply a batch; events already seen (same event id) or without consent are skipped."""
     now = time.time() if now is None else now
-    return await ingest_events(store, events, policy, now, outcomes)
+    return await ingest_events(store, events, policy, now, outcomes, max_metrics)

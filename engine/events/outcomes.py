@@ -38,9 +38,13 @@ MAX_CLOCK_SKEW_S = 300.0
 
 
 def outcomes_of(
-    event: Event, definitions: CompiledDefinitions, signer: TokenSigner, keys: Keys
+    event: Event,
+    definitions: CompiledDefinitions,
+    signer: TokenSigner,
+    keys: Keys,
+    now: float,
 ) -> list[Outcome]:
-    """What this event does to aggregates, if it is accepted."""
+    """What this event does to aggregates, if it is accepted (`now`: its arrival)."""
     token = visitors_token(event, signer)
     outcomes: list[Outcome] = []
     for experiment, m in definitions.metrics_by_event.get(event.type, ()):
@@ -53,7 +57,7 @@ def outcomes_of(
             MetricOutcome(experiment, m.name, m.aggregation, value, m.window_s, decided_at)
         )
     if token is not None:
-        outcomes += bandit_counts(event, token, definitions.slots, keys)
+        outcomes += bandit_counts(event, token, definitions.slots, keys, now)
     return outcomes
 
 
@@ -69,9 +73,11 @@ def visitors_token(event: Event, signer: TokenSigner) -> DecisionToken | None:
 
 
 def bandit_counts(
-    event: Event, token: DecisionToken, slots: Mapping[str, Slot], keys: Keys
+    event: Event, token: DecisionToken, slots: Mapping[str, Slot], keys: Keys, now: float
 ) -> list[OutcomeCount]:
-    """The bandit counts this event makes, if it is accepted."""
+    """The bandit counts this event makes, if it is accepted. Its age is checked on the
+    event's clock and on its arrival: a replay weeks later, its markers trimmed from the
+    seen ids, must not count again."""
     if event.type not in ("impression", "click", "conversion"):
         return []
     slot = slots.get(token.slot)
@@ -83,8 +89,9 @@ def bandit_counts(
         or token.variant not in slot.variants
     ):
         return []
+    window = slot.bandit.window_s
     age = event.ts - token.issued_at
-    if not -MAX_CLOCK_SKEW_S <= age <= slot.bandit.window_s:
+    if not -MAX_CLOCK_SKEW_S <= age <= window or now - token.issued_at > window + MAX_CLOCK_SKEW_S:
         return []
     key = keys.bandit(slot.name)
     marker = f"{token.decision_id}.{slot.name}"

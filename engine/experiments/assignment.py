@@ -4,13 +4,17 @@ No state and no Redis: every worker computes the same arm for the same visitor, 
 any time. A visitor's position in an experiment's hash space is `unit(salt, pid)` in
 [0, 1). Experiments of one layer share the layer's salt and own disjoint `bucket`s of
 that space, so they never share a visitor; experiments in different layers (or in
-none) hash with different salts, so their assignments are independent. The visitor's
-place within the bucket, rescaled to [0, 1), picks the arm by the weights, so arm
-choice uses the
-same uniform number without correlating with anything else.
+none) hash with different salts, so their assignments are independent. An
+experiment's bucket is as wide as its traffic share: [0, traffic) alone, or a free
+stretch of its layer's space given when it starts. The arm is picked by a second
+hash, salted with the experiment's id: an experiment that takes over the stretch a
+stopped one freed must not hand each arm the previous test's arm mates.
 
 The holdout hashes with one salt for every experiment: the same visitors are held
 out of every experiment that has a holdout, and get the defaults.
+
+Decide assigns by the profile's pseudonym (the customer's, once an identify merged the
+device in), so every device of a person shows the arm the person is counted in.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def assign(experiment: Experiment, pid: str) -> Assignment | None:
         return None
     if experiment.holdout and unit(HOLDOUT_SALT, pid) < experiment.holdout:
         return Assignment(experiment, HOLDOUT_ARM, None)
-    arm = experiment.arms[pick(experiment.weights, (u - low) / (high - low))]  # uniform again
+    arm = experiment.arms[pick(experiment.weights, unit(f"arm:{experiment.id}", pid))]
     return Assignment(experiment, arm.name, arm)
 
 

@@ -9,7 +9,7 @@ one Redis (or one shard), not a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,10 +106,13 @@ async def ingest_events(
     policy: IngestPolicy,
     now: float,
     outcomes: Sequence[Sequence[Outcome]] | None = None,
+    max_metrics: Collection[str] = (),
 ) -> IngestCounts:
     """Log `events` and apply their feature, history and identity updates atomically,
-    and each accepted event's `outcomes` (engine.events.outcomes)."""
-    args = _ingest_args(store, events, policy, now, outcomes)
+    and each accepted event's `outcomes` (engine.events.outcomes). `max_metrics`
+    (`<experiment>|<metric>`) are the conversions, whose values an identity merge
+    combines by max instead of adding."""
+    args = _ingest_args(store, events, policy, now, outcomes, max_metrics)
     redis = store.redis
     async with store.guard("write_events"):
         reply = await with_script(redis, INGEST, lambda: redis.evalsha(INGEST.sha, 0, *args))
@@ -123,6 +126,7 @@ def _ingest_args(
     policy: IngestPolicy,
     now: float,
     outcomes: Sequence[Sequence[Outcome]] | None,
+    max_metrics: Collection[str] = (),
 ) -> list[str | bytes]:
     keys = store.keys
     identifies = any(event.type == "identify" for event in events)
@@ -153,6 +157,7 @@ def _ingest_args(
         # log records as plain arguments (Redis would spend time unescaping them in JSON)
         orjson.dumps(batch),
         keys.experiment_key_base,
+        ";".join(max_metrics) if identifies else "",
     ]
     for event in events:
         args += (event.pid, event.event_id or "", orjson.dumps(event.to_record()))

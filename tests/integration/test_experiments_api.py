@@ -3,6 +3,7 @@ count exposures and outcomes exactly, stop, and read results."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -216,3 +217,56 @@ async def test_what_the_engine_manages_comes_back_from_a_get_but_cannot_be_set(
         assert response.status_code == 422
         assert response.json()["error"]["message"] == f"{field}: set by the engine (start, stop)"
     assert (await client.get("/v1/experiments/exp1", headers=ADMIN)).json()["status"] == "draft"
+
+
+async def test_a_click_waiting_for_its_exposure_survives_an_identity_merge(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await setup(client)
+    await client.post("/v1/experiments/exp1/start", headers=ADMIN)
+    d = await decide(client, "anon")  # exposure buffered
+    await events(client, {"visitor_id": "anon", "token": d["token"], "type": "click"})
+    identify = {"type": "identify", "visitor_id": "anon", "properties": {"customer_id": "cust"}}
+    await events(client, identify)
+    await app.state.services.decision_log.flush()  # lands on the customer's profile
+    body = (await client.get("/v1/experiments/exp1/results", headers=ADMIN)).json()
+    rows = {r["arm"]: r for r in body["metrics"][0]["arms"]}
+    assert (rows[d["arm"]]["n"], rows[d["arm"]]["mean"]) == (1, 1.0)
+
+
+async def test_a_browser_clock_behind_the_servers_loses_no_outcome(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await setup(client)
+    await client.post("/v1/experiments/exp1/start", headers=ADMIN)
+    d = await decide(client, "slow-clock")
+    await app.state.services.decision_log.flush()
+    behind = time.time() - 20.0  # the visitor's clock is 20 s slow
+    click = {"visitor_id": "slow-clock", "token": d["token"], "type": "click", "ts": behind}
+    order = {
+        "type": "purchase",
+        "visitor_id": "slow-clock",
+        "ts": behind,
+        "properties": {"order_id": "o9", "items": [{"item_id": "x", "price": 5.0, "qty": 1}]},
+    }
+    await events(client, click, order)
+    body = (await client.get("/v1/experiments/exp1/results", headers=ADMIN)).json()
+    means = {m["name"]: {r["arm"]: r["mean"] for r in m["arms"]} for m in body["metrics"]}
+    assert means["clicked"][d["arm"]] == 1.0
+    assert means["revenue"][d["arm"]] == 5.0
+
+
+async def test_a_slot_change_that_would_break_a_running_experiment_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    await setup(client)
+    await client.post("/v1/experiments/exp1/start", headers=ADMIN)
+    without_b = {**SLOT, "variants": [v for v in SLOT["variants"] if v["id"] != "b"]}
+    response = await client.put("/v1/slots/hero", headers=ADMIN, json=without_b)
+    assert response.status_code == 409
+    assert "stop the experiment first" in response.json()["error"]["message"]
+    assert (await client.delete("/v1/slots/hero", headers=ADMIN)).status_code == 409
+    harmless = {**SLOT, "description": "copy edits are fine"}
+    assert (await client.put("/v1/slots/hero", headers=ADMIN, json=harmless)).status_code == 200
+    await client.post("/v1/experiments/exp1/stop", headers=ADMIN)
+    assert (await client.put("/v1/slots/hero", headers=ADMIN, json=without_b)).status_code == 200

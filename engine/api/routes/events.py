@@ -22,7 +22,7 @@ router = APIRouter(tags=["events"])
     summary="Report a batch of events (valid ones are kept, invalid ones listed by index)",
 )
 async def events_route(request: Request) -> Response:
-    services = site_services(request)
+    services = site_services(request, key_in_query=True)
     shape = 'body must be {"events": [...]}'
     body = await read_json_object(request, shape)
     if not isinstance(body.get("events"), list) or len(body) != 1:

@@ -73,7 +73,7 @@ async def recommendations_route(request: Request) -> Response:
             choice, visitor = ArmChoice(current, "no_consent"), VisitorHistory("", ())
         else:
             running = () if definitions is None else definitions.running.get(RECOMMENDATIONS, ())
-            choice = choose_model(current, versions, running, pid)
+            choice = choose_model(current, versions, running, profile.pid)
             visitor = VisitorHistory("", ())  # the holdout: the unpersonalized list
             if choice.personalized:
                 visitor = VisitorHistory(profile.pid, profile.history, _favourite(profile))

@@ -2,7 +2,7 @@
 -- merge, event log, features, history. Called by engine/store/profiles.py.
 --
 -- ARGV: base now ttl dedup_window history_size stream maxlen analytics_default
---       log_cap merge_spec batch xbase, then (pid, event_id, record) per event
+--       log_cap merge_spec batch xbase max_metrics, then (pid, event_id, record) per event
 -- batch (JSON): [[customer_pid, ts, [items], [[kind, field, value, keep_days?], ...],
 --               [outcome, ...]?], ...];
 -- kinds: i(ncr) >(max) <(min) n(ewest) b(ucket) s(ession); record: the log entry (JSON).
@@ -31,8 +31,9 @@ local analytics_default = ARGV[8]
 local log_cap = tonumber(ARGV[9])
 local merge_spec = ARGV[10]
 local batch = cjson.decode(ARGV[11])
-local xbase = ARGV[12]
+local xbase = ARGV[12] -- ARGV[13]: "<exp>|<metric>;..." combining by max on a merge
 local today = math.floor(now / 86400)
+local CLOCK_SLACK_S = 30
 local DATA = {'features', 'history', 'eids', 'log', 'aliases', 'exp'}
 
 --#include experiment_sums
@@ -172,6 +173,7 @@ local function flush(profile)
   redis.call('EXPIRE', fkey, ttl)
   redis.call('EXPIRE', lkey, ttl)
   redis.call('EXPIRE', ekey, ttl)
+  redis.call('EXPIRE', key(profile, 'exp'), ttl) -- experiment values live as long as the rest
   if state.values['aliases@'] then
     redis.call('EXPIRE', key(profile, 'aliases'), ttl)
   end
@@ -193,6 +195,68 @@ local function push_all(dest, items)
   for j = 1, #items, 1000 do
     redis.call('RPUSH', dest, unpack(items, j, math.min(j + 999, #items)))
   end
+end
+
+local max_metrics = nil
+-- How a person's two values of one metric combine: conversions by max (converted on
+-- either side), counts and sums by adding.
+local function combine(exp, metric, a, b)
+  if max_metrics == nil then
+    max_metrics = {}
+    for name in string.gmatch(ARGV[13], '([^;]+)') do
+      max_metrics[name] = true
+    end
+  end
+  if a == nil or b == nil then
+    return a or b
+  end
+  if max_metrics[exp .. '|' .. metric] then
+    return math.max(a, b)
+  end
+  return a + b
+end
+
+-- Experiments of a visitor merging into a customer: the person counts once, in the arm
+-- of the customer's exposure if they had one (else the visitor's moves over), with each
+-- metric's values combined. Everything both sides put in the sums is taken out, then the
+-- person's combined values go back in under the exposure that remains. Values without
+-- an exposure (it waits in a worker's buffer) stay outside the sums, combined too.
+local function merge_experiments(src, dst)
+  local dst_exp = key(dst, 'exp')
+  local into_all = exp_all(dst_exp)
+  for exp, data in pairs(exp_all(key(src, 'exp'))) do
+    local into = into_all[exp] or {values = {}}
+    local skey = xbase .. exp .. '}:stats'
+    if data.rec ~= nil then
+      exp_retract(xbase, exp, data)
+    end
+    if into.rec ~= nil then
+      for metric, y in pairs(into.values) do
+        exp_value(skey, into.rec, metric, y, 0)
+      end
+    end
+    local rec = into.rec
+    if rec == nil and data.rec ~= nil then
+      rec = data.rec
+      redis.call('HSET', dst_exp, exp, data.text)
+      exp_count(skey, rec, 1)
+    end
+    local metrics = {}
+    for metric, _ in pairs(into.values) do
+      metrics[metric] = true
+    end
+    for metric, _ in pairs(data.values) do
+      metrics[metric] = true
+    end
+    for metric, _ in pairs(metrics) do
+      local y = combine(exp, metric, into.values[metric], data.values[metric])
+      redis.call('HSET', dst_exp, exp .. '|' .. metric, num(y))
+      if rec ~= nil then
+        exp_value(skey, rec, metric, 0, y)
+      end
+    end
+  end
+  redis.call('EXPIRE', dst_exp, ttl)
 end
 
 -- Moves profile `src` into profile `dst` (both flushed): counters add, times take the
@@ -229,18 +293,7 @@ local function merge(src, dst)
     end
   end
   push_all(key(dst, 'log'), redis.call('LRANGE', key(src, 'log'), 0, -1))
-  -- experiments: one person counts once; an exposure only the visitor had moves over
-  local dst_exp = key(dst, 'exp')
-  for exp, data in pairs(exp_all(key(src, 'exp'))) do
-    if data.rec ~= nil and redis.call('HEXISTS', dst_exp, exp) == 1 then
-      exp_retract(xbase, exp, data)
-    elseif data.rec ~= nil then
-      redis.call('HSET', dst_exp, exp, data.text)
-      for metric, y in pairs(data.values) do
-        redis.call('HSET', dst_exp, exp .. '|' .. metric, num(y))
-      end
-    end
-  end
+  merge_experiments(src, dst)
   for _, alias in ipairs(redis.call('SMEMBERS', key(src, 'aliases'))) do
     redis.call('SET', key(alias, 'alias'), dst, 'EX', ttl)
     redis.call('SADD', key(dst, 'aliases'), alias)
@@ -312,7 +365,10 @@ local function experiment_outcome(profile, outcome, ts)
   if since == nil then
     return -- not exposed: the event is not this experiment's business
   end
-  if ts < since or ts - since > outcome[6] then
+  -- `since` is the server's time, `ts` the client's: an event with the experiment's token
+  -- came after its decision whatever its clock says; others get a little slack
+  local early = outcome[7] and math.huge or CLOCK_SLACK_S
+  if ts < since - early or ts - since > outcome[6] then
     return
   end
   local field = exp .. '|' .. metric
@@ -336,7 +392,7 @@ local visitors, touched = {}, {}
 local accepted, duplicates, dropped = 0, 0, 0
 for n, event in ipairs(batch) do
   local cpid, ts, items, ops = event[1], event[2], event[3], event[4]
-  local at = 10 + 3 * n
+  local at = 11 + 3 * n
   local pid, event_id, record = ARGV[at], ARGV[at + 1], ARGV[at + 2]
   local visitor = visitors[pid]
   if visitor == nil then

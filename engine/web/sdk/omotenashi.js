@@ -5,7 +5,9 @@
 (function (window, document) {
   "use strict";
   var VID = "omo_vid", CONSENT = "omo_consent", YEAR = 31536000;
+  var MAX_QUEUE = 500;
   var cfg = {}, queue = [], timer = null, listeners = {}, ephemeral = null, seen = {};
+  var backoff = 1000;
 
   function cookie(name, value, maxAge) {
     if (value === undefined) {
@@ -67,7 +69,11 @@
       keepalive: method !== "GET"
     }).then(function (r) {
       if (t) { clearTimeout(t); }
-      if (!r.ok) { throw new Error("omotenashi " + path + ": " + r.status); }
+      if (!r.ok) {
+        var err = new Error("omotenashi " + path + ": " + r.status);
+        err.status = r.status;
+        throw err;
+      }
       return r.json();
     });
   }
@@ -81,21 +87,36 @@
     if (properties) { ev.properties = properties; }
     for (var k in extra || {}) { if (extra[k] != null) { ev[k] = extra[k]; } }
     queue.push(ev);
-    if (queue.length >= (cfg.batchSize || 20)) { flush(); } else if (!timer) {
-      timer = setTimeout(flush, cfg.flushMs || 2000);
+    if (queue.length > MAX_QUEUE) { queue.splice(0, queue.length - MAX_QUEUE); }
+    if (queue.length >= batchSize()) { flush(); } else { later(cfg.flushMs || 2000); }
+  }
+
+  function batchSize() { return Math.min(cfg.batchSize || 20, 100); }
+
+  function later(ms) { if (!timer) { timer = setTimeout(flush, ms); } }
+
+  /* Batches of at most batchSize events (a beacon carries 64 KB at most). A batch the
+     network lost is queued again, with the same event ids (the engine drops repeats),
+     and retried with backoff; one the engine refused (4xx but 429) is dropped. */
+  function flush(beacon) {
+    if (timer) { clearTimeout(timer); timer = null; }
+    var url = cfg.endpoint + "/v1/events?site_key=" + encodeURIComponent(cfg.siteKey);
+    while (queue.length) {
+      var batch = queue.splice(0, batchSize()), body = JSON.stringify({ events: batch });
+      if (beacon && navigator.sendBeacon &&
+          navigator.sendBeacon(url, new Blob([body], { type: "text/plain" }))) { continue; }
+      sendBatch(batch);
     }
   }
 
-  function flush(beacon) {
-    if (timer) { clearTimeout(timer); timer = null; }
-    if (!queue.length) { return; }
-    var batch = queue.splice(0, queue.length), body = JSON.stringify({ events: batch });
-    var url = cfg.endpoint + "/v1/events?site_key=" + encodeURIComponent(cfg.siteKey);
-    if (beacon && navigator.sendBeacon &&
-        navigator.sendBeacon(url, new Blob([body], { type: "text/plain" }))) { return; }
-    request("POST", "/v1/events", { events: batch }).catch(function () {
-      queue = batch.concat(queue);  /* same event ids: the engine drops repeats */
-    });
+  function sendBatch(batch) {
+    request("POST", "/v1/events", { events: batch }).then(function () { backoff = 1000; })
+      .catch(function (err) {
+        if (err.status >= 400 && err.status < 500 && err.status !== 429) { return; }
+        queue = batch.concat(queue).slice(0, MAX_QUEUE);
+        backoff = Math.min(backoff * 2, 60000);
+        later(backoff);
+      });
   }
 
   /* --- slots ------------------------------------------------------------------ */
@@ -110,7 +131,8 @@
         if (v == null) { return; }
         if (f.tagName === "IMG") { f.setAttribute("src", String(v)); }
         else if (f.tagName === "A" && f.hasAttribute("data-omotenashi-href")) {
-          f.setAttribute("href", String(v));
+          /* links only to web pages: content must never run script (javascript:) */
+          if (/^(https?:\/\/|\/(?!\/)|#|\?)/i.test(String(v))) { f.setAttribute("href", String(v)); }
         } else { f.textContent = String(v); }
       });
     } else if (content.text != null || content.title != null) {

@@ -187,7 +187,7 @@ def counted(e: Event, **bandit: Any) -> list[tuple[str, str, str]]:
     token = visitors_token(e, SIGNER)
     if token is None:
         return []
-    counts = bandit_counts(e, token, {"hero": bandit_slot(**bandit)}, KEYS)
+    counts = bandit_counts(e, token, {"hero": bandit_slot(**bandit)}, KEYS, e.ts)
     return [(c.marker, c.key, c.field) for c in counts]
 
 
@@ -225,3 +225,12 @@ def test_a_conversion_counts_when_it_is_the_reward() -> None:
 def test_a_token_for_a_variant_no_longer_in_the_slot_does_not_count() -> None:
     stale = DecisionToken("d1", "p1", "hero", "gone", "bandit", 0.4, NOW, segment="phones")
     assert counted(event("click", stale)) == []
+
+
+def test_a_replay_arriving_after_the_window_does_not_count_whatever_its_clock_says() -> None:
+    late = event("click", token())  # its own time is 10 s after the decision
+    slots = {"hero": bandit_slot()}
+    token_ = visitors_token(late, SIGNER)
+    assert token_ is not None
+    assert bandit_counts(late, token_, slots, KEYS, late.ts)
+    assert bandit_counts(late, token_, slots, KEYS, late.ts + 8 * 86_400) == []

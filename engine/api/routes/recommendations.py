@@ -181,6 +181,9 @@ def _favourite(profile: Profile) -> Callable[[], str | None]:
 
 def _state(services: Services) -> RecsState:
     state = services.recs.current
+    if state is None and not services.recs.polled:
+        # the active version and the catalogue are in Redis: nothing to serve from yet
+        raise ModelNotLoaded("recommender not loaded: Redis unreachable since the worker started")
     if state is None:
         raise ModelNotLoaded("no recommender model is active (omotenashi models activate recs V)")
     return state

@@ -170,8 +170,11 @@ class RecsModel:
         k = latent_factors.shape[1]
         if rows.size == 0:
             return self._with_bias(np.zeros(k, np.float32))
-        unique, inverse = np.unique(rows, return_inverse=True)
-        summed = np.bincount(inverse, weights=weights).astype(np.float64)
+        if len(set(rows.tolist())) == rows.size:  # the usual case: one weight per item
+            unique, summed = rows, weights.astype(np.float64)
+        else:
+            unique, inverse = np.unique(rows, return_inverse=True)
+            summed = np.bincount(inverse, weights=weights).astype(np.float64)
         idf = math.log(self.n_items) - math.log1p(unique.size)
         confidence = _confidence(summed, self.item_length_norm[unique], idf, self.weighting)
         confidence = confidence * float(self.params.get("alpha", 1.0))
@@ -207,6 +210,9 @@ class RecsModel:
         return latent
 
 
+SMALL = 256
+
+
 def top_n(
     scores: np.ndarray, n: int, excluded: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -214,6 +220,10 @@ def top_n(
     rows and rows scored -inf. Modifies `scores` in place."""
     if excluded is not None and excluded.size:
         scores[excluded] = -np.inf
+    if scores.size <= SMALL:  # a few rescored candidates: one stable sort is cheapest
+        order = np.argsort(-scores, kind="stable")[:n]  # stable: ties by lower row
+        best = order[scores[order] > -np.inf].astype(np.int64)
+        return best, scores[best].astype(np.float32)
     candidates = int(np.count_nonzero(scores > -np.inf))
     k = min(n, candidates)
     if k <= 0:

@@ -255,8 +255,17 @@ def _first_allowed(order: np.ndarray, banned: np.ndarray, n: int) -> np.ndarray:
     """The first `n` rows of `order` not in `banned`: reads n + len(banned) rows at most."""
     head = order[: n + banned.size]
     if banned.size:
-        head = head[~np.isin(head, banned)]
+        head = head[not_in(head, banned)]
     return head[:n]
+
+
+def not_in(rows: np.ndarray, banned: np.ndarray) -> np.ndarray:
+    """The mask of `rows` not in `banned`. A visitor's few seen items are compared all
+    at once (np.isin sorts both arrays: ten times the cost at these sizes)."""
+    if banned.size <= 64:
+        mask: np.ndarray = (rows[:, None] != banned[None, :]).all(axis=1)
+        return mask
+    return ~np.isin(rows, banned, kind="sort")
 
 
 def _rank_approximately(
@@ -268,7 +277,7 @@ def _rank_approximately(
     rows = search_rows(model.ann, vector, wanted)
     rows = rows[~view.blocked[rows]]
     if banned.size:
-        rows = rows[~np.isin(rows, banned, kind="sort")]
+        rows = rows[not_in(rows, banned)]
     if rows.size < n:
         return None
     scores = model.item_factors[rows] @ vector

@@ -289,23 +289,8 @@ def fallback_server(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_live(base, process)
+        wait_healthy(base, process, path="/healthz")  # /readyz stays 503 without Redis
         yield base
     finally:
         assert stop(process) == 0
         assert "Traceback" not in log.read_text(), log.read_text()
-
-
-def wait_live(base: str, process: subprocess.Popen[bytes]) -> None:
-    """Until the process answers /healthz (/readyz stays 503 without Redis)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server did not start")

@@ -41,13 +41,16 @@ def omotenashi(*args: str) -> list[str]:
     return [sys.executable, "-m", "engine", *args]
 
 
-def wait_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_healthy(
+    base: str, process: subprocess.Popen[bytes], timeout: float = 30, path: str = "/readyz"
+) -> None:
+    """Until the server answers `path` with 200 (`/healthz`: up, even without Redis)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}{path}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

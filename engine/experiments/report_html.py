@@ -22,11 +22,10 @@ from typing import Any
 from engine.experiments.report_text import (
     DASH,
     alpha_of,
-    arm_label,
+    arm_cells,
     arm_shares,
     confidence_label,
     finite,
-    format_chance,
     format_ci,
     format_count,
     format_lift,
@@ -200,14 +199,7 @@ def _arm_cells(arm: Mapping[str, Any], aggregation: str) -> tuple[str, ...]:
     if cuped.get("lift_ci"):
         cuped_lift += f" {format_ci(cuped['lift_ci'])}"
     return (
-        arm_label(arm),
-        format_count(arm.get("n")),
-        format_mean(arm.get("mean"), aggregation),
-        format_lift(arm.get("lift")),
-        format_ci(arm.get("lift_ci")),
-        format_p(arm.get("p_value")),
-        format_p(arm.get("p_value_adjusted")),
-        format_chance(arm.get("chance_to_beat_control")),
+        *arm_cells(arm, aggregation),
         cuped_lift,
         format_share(cuped.get("variance_reduction")),
         sequential_status(arm.get("sequential")),

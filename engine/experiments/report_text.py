@@ -189,24 +189,27 @@ def _srm_line(results: Mapping[str, Any]) -> str:
     return f"SRM: ok (p {p})"
 
 
+def arm_cells(arm: Mapping[str, Any], aggregation: str) -> list[str]:
+    """The cells both reports show for an arm, formatted once: name, n, mean, lift, its
+    CI, p, adjusted p, chance to beat control."""
+    return [
+        arm_label(arm),
+        format_count(arm.get("n")),
+        format_mean(arm.get("mean"), aggregation),
+        format_lift(arm.get("lift")),
+        format_ci(arm.get("lift_ci")),
+        format_p(arm.get("p_value")),
+        format_p(arm.get("p_value_adjusted")),
+        format_chance(arm.get("chance_to_beat_control")),
+    ]
+
+
 def _arm_rows(metric: Mapping[str, Any]) -> list[list[str]]:
     aggregation = str(metric.get("aggregation", ""))
     rows = []
     for arm in metric.get("arms") or []:
-        name = _clean(arm_label(arm))
-        rows.append(
-            [
-                name,
-                format_count(arm.get("n")),
-                format_mean(arm.get("mean"), aggregation),
-                format_lift(arm.get("lift")),
-                format_ci(arm.get("lift_ci")),
-                format_p(arm.get("p_value")),
-                format_p(arm.get("p_value_adjusted")),
-                format_chance(arm.get("chance_to_beat_control")),
-                sequential_status(arm.get("sequential")),
-            ]
-        )
+        name, *cells = arm_cells(arm, aggregation)
+        rows.append([_clean(name), *cells, sequential_status(arm.get("sequential"))])
     return rows
 
 

@@ -68,3 +68,15 @@ def greedy_inputs(decisions: AttributedDecisions, scorer: VariantScorer) -> OpeI
         q_logged=np.array(q_logged),
         q_target=np.array(q_target),
     )
+
+
+def estimated_propensities_warning(decisions: AttributedDecisions) -> str | None:
+    """A warning when logged propensities are Monte Carlo estimates (a bandit's): every
+    estimate divided by them inherits their error, most for rarely chosen variants."""
+    estimated = sum(bool(p.get("propensity_estimated")) for p in decisions.properties)
+    if not estimated:
+        return None
+    return (
+        f"{estimated} of {len(decisions)} logged propensities are Monte Carlo estimates "
+        "(bandit policy): the estimates inherit their error, most for rarely chosen variants"
+    )

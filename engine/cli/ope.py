@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -30,7 +31,11 @@ from training.ope import (
     evaluate_slot_policy,
     uniform_policy,
 )
-from training.ope_engine import greedy_inputs, uniform_inputs
+from training.ope_engine import (
+    estimated_propensities_warning,
+    greedy_inputs,
+    uniform_inputs,
+)
 
 LogFormat = Literal["obd", "engine"]
 LOG_FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
@@ -133,6 +138,11 @@ def run_engine(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ArtifactError) as exc:
         print(f"omotenashi: {exc}", file=sys.stderr)
         return 2
+    warning = estimated_propensities_warning(decisions)
+    if warning is not None:
+        diagnostics = report.diagnostics
+        warnings = (*diagnostics.warnings, warning)
+        report = replace(report, diagnostics=replace(diagnostics, warnings=warnings))
     print(format_report(report, log=args.log, log_format=args.format, policy=args.policy))
     if args.json is not None:
         args.json.write_bytes(orjson.dumps(document(report, args), option=orjson.OPT_INDENT_2))

@@ -127,3 +127,34 @@ def test_ope_on_the_engines_decision_log_for_uniform_and_a_scorer(
     capsys.readouterr()
     assert main(["ope", *log[:-2], "--policy", "uniform"]) == 2  # no --slot
     assert "--slot" in capsys.readouterr().err
+
+
+def test_ope_on_a_bandit_log_warns_that_its_propensities_are_estimates(
+    cli_env: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rng = np.random.default_rng(8)
+    rows = []
+    for i in range(200):
+        chosen = str(rng.choice(["a", "b"]))
+        props = {
+            "slot": "hero",
+            "chosen": chosen,
+            "eligible": ["a", "b"],
+            "propensity": 0.7 if chosen == "a" else 0.3,
+            "policy": "bandit",
+            "propensity_estimated": i % 2 == 0,  # half the log came from the bandit
+            "features": {},
+        }
+        ts = START + i
+        rows.append(archived("decision", f"d{i}", ts, f"t{i}", orjson.dumps(props).decode()))
+        if rng.random() < 0.2:
+            rows.append(archived("click", f"c{i}", ts + 1.0, f"t{i}", "{}"))
+    day = tmp_path / "archive" / "day=2026-09-21"
+    day.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), day / "part-1.parquet")
+    log = ["--log", str(tmp_path / "archive"), "--format", "engine", "--slot", "hero"]
+    assert main(["ope", *log, "--policy", "uniform"]) == 0
+    out = capsys.readouterr().out
+    assert "100 of 200 logged propensities are Monte Carlo estimates" in out

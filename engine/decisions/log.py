@@ -50,6 +50,7 @@ class Exposure:
     ts: float
     covariate: float | None
     segments: tuple[str, ...]
+    confirm: bool = False  # counted only once the visitor's impression confirms it
 
 
 def exposure_of(
@@ -67,7 +68,8 @@ def exposure_of(
         value = features.get(experiment.covariate, 0.0)
         covariate = float(value) if isinstance(value, int | float) else None
     segments = tuple(s for s in experiment.segments if s in member_of)
-    return Exposure(experiment.id, arm, now, covariate, segments)
+    confirm = experiment.exposure == "impression"
+    return Exposure(experiment.id, arm, now, covariate, segments, confirm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +231,8 @@ class DecisionLog:
         ]
         for profile_pid, e in batch:
             covariate = "" if e.covariate is None else repr(e.covariate)
-            args += (profile_pid, e.experiment, e.arm, repr(e.ts), covariate, ",".join(e.segments))
+            segments, confirm = ",".join(e.segments), "1" if e.confirm else "0"
+            args += (profile_pid, e.experiment, e.arm, repr(e.ts), covariate, segments, confirm)
         redis = self._store.redis
         async with self._store.guard("expose"):
             reply = await with_script(redis, EXPOSE, lambda: redis.evalsha(EXPOSE.sha, 0, *args))

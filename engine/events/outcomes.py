@@ -7,7 +7,9 @@ exposed to the experiment within the metric's window (no token needed: a purchas
 counts for an experiment on the home page's hero), or if the event carries the
 experiment's own token (its exposure may still wait in a worker's buffer: a click
 sent with the impression, right after decide). A metric with `"scope": "token"`
-counts only events carrying the experiment's token.
+counts only events carrying the experiment's token. An experiment counting exposure at
+the impression (`"exposure": "impression"`) gets an `ExposureConfirmation` from the
+visitor's impression that carries its token.
 
 Bandits:
 
@@ -31,7 +33,7 @@ from engine.decisions.slots import Slot
 from engine.decisions.tokens import DecisionToken, TokenSigner
 from engine.errors import InvalidToken
 from engine.store.keys import Keys
-from engine.store.profiles import MetricOutcome, Outcome, OutcomeCount
+from engine.store.profiles import ExposureConfirmation, MetricOutcome, Outcome, OutcomeCount
 from models.events import Event
 
 MAX_CLOCK_SKEW_S = 300.0
@@ -56,6 +58,10 @@ def outcomes_of(
         outcomes.append(
             MetricOutcome(experiment, m.name, m.aggregation, value, m.window_s, decided_at)
         )
+    if token is not None and token.experiment is not None and event.type == "impression":
+        shown = definitions.experiments.get(token.experiment)
+        if shown is not None and shown.exposure == "impression":
+            outcomes.append(ExposureConfirmation(token.experiment))
     if token is not None:
         outcomes += bandit_counts(event, token, definitions.slots, keys, now)
     return outcomes

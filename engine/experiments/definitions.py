@@ -38,6 +38,9 @@ Status = Literal["draft", "running", "stopped"]
 Aggregation = Literal["conversion", "count", "sum"]
 AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 MetricScope = Literal["visitor", "token"]
+# decision: a visitor counts from the decide that assigned them; impression: from their
+# first impression with the experiment's token (only visitors who saw the block)
+ExposureMode = Literal["decision", "impression"]
 RECOMMENDATIONS = "recommendations"
 HOLDOUT_ARM = "holdout"
 MANAGED = ("status", "started_at", "stopped_at", "bucket")
@@ -60,6 +63,7 @@ FIELDS = {
     "metrics",
     "covariate",
     "segments",
+    "exposure",
     "description",
     *MANAGED,
 }
@@ -109,6 +113,7 @@ class Experiment:
     segments: tuple[str, ...]
     factors: tuple[Factor, ...] = ()
     base: str | None = None  # MVT: the variant the patches apply to
+    exposure: ExposureMode = "decision"
     status: Status = "draft"
     started_at: float | None = None
     stopped_at: float | None = None
@@ -171,6 +176,11 @@ def compile_experiment(
         control = raw.get("control", arms[0].name)
         if not isinstance(control, str) or control not in {a.name for a in arms}:
             raise InvalidInput(f"control: {control!r} is not an arm")
+    exposure = raw.get("exposure", "decision")
+    if exposure not in ("decision", "impression"):
+        raise InvalidInput('exposure: "decision" or "impression"')
+    if exposure == "impression" and target == RECOMMENDATIONS:
+        raise InvalidInput('exposure: "impression" counts a slot\'s block when it is seen')
     status = raw.get("status", "draft")
     if status not in get_args(Status):
         raise InvalidInput(f"status: {status!r}")
@@ -190,6 +200,7 @@ def compile_experiment(
         segments=_segments(raw.get("segments", [])),
         factors=factors,
         base=base,
+        exposure=exposure,
         status=status,
         started_at=raw.get("started_at"),
         stopped_at=raw.get("stopped_at"),

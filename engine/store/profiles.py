@@ -79,7 +79,18 @@ class MetricOutcome:
         return out if self.decided_at is None else (*out, self.decided_at)
 
 
-Outcome = OutcomeCount | MetricOutcome
+@dataclass(frozen=True, slots=True)
+class ExposureConfirmation:
+    """The visitor's impression with an experiment's token: for an experiment counting
+    exposure at the impression, the waiting exposure is counted in now."""
+
+    experiment: str
+
+    def wire(self) -> tuple[str, ...]:
+        return ("i", self.experiment)
+
+
+Outcome = OutcomeCount | MetricOutcome | ExposureConfirmation
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,12 +315,16 @@ def _experiments(flat: Sequence[bytes]) -> dict[str, dict[str, Any]]:
         if metric:
             values.append((name, metric, float(raw)))
             continue
+        if name.startswith("!"):
+            continue  # an impression waiting for its exposure: nothing about the person
+        waiting = name.startswith("?")  # an exposure waiting for its impression
         arm, at, covariate, segments = raw.decode().split("\t")
-        out[name] = {
+        out[name.lstrip("?")] = {
             "arm": arm,
             "first_exposure": float(at),
             "covariate": float(covariate) if covariate else None,
             "segments": [s for s in segments.split(",") if s],
+            "confirmed": not waiting,
             "metrics": {},
         }
     for name, metric, value in values:

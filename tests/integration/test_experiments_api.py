@@ -270,3 +270,76 @@ async def test_a_slot_change_that_would_break_a_running_experiment_is_refused(
     assert (await client.put("/v1/slots/hero", headers=ADMIN, json=harmless)).status_code == 200
     await client.post("/v1/experiments/exp1/stop", headers=ADMIN)
     assert (await client.put("/v1/slots/hero", headers=ADMIN, json=without_b)).status_code == 200
+
+
+async def results_of(client: httpx.AsyncClient) -> dict[str, tuple[int, float | None]]:
+    body = (await client.get("/v1/experiments/exp1/results", headers=ADMIN)).json()
+    return {r["arm"]: (r["n"], r["mean"]) for r in body["metrics"][0]["arms"]}
+
+
+async def test_with_exposure_at_the_impression_only_visitors_who_saw_the_block_count(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The snippet sends an impression when a block is half visible; a visitor whose page
+    timed out (anti-flicker) or who never scrolled to it is not in the test."""
+    await setup(client, {**AB, "exposure": "impression"})
+    await client.post("/v1/experiments/exp1/start", headers=ADMIN)
+    log = app.state.services.decision_log
+
+    unseen = await decide(client, "never-saw-it")
+    seen = await decide(client, "saw-it")
+    early = await decide(client, "impression-first")
+    await events(
+        client, {"visitor_id": "impression-first", "token": early["token"], "type": "impression"}
+    )
+    await log.flush()
+    counted = await results_of(client)
+    assert sum(n for n, _ in counted.values()) == 1  # only the impression that came first
+
+    # a click with the token before the impression waits, and counts with it
+    token = {"visitor_id": "saw-it", "token": seen["token"]}
+    await events(client, {**token, "type": "click"})
+    assert sum(n for n, _ in (await results_of(client)).values()) == 1
+    await events(client, {**token, "type": "impression"}, {**token, "type": "impression"})
+    counted = await results_of(client)
+    assert sum(n for n, _ in counted.values()) == 2
+    clicks = sum(n * (mean or 0.0) for n, mean in counted.values())
+    assert clicks == 1.0
+
+    # a token-less outcome of the visitor who never saw the block counts nothing
+    await events(client, {"type": "click", "visitor_id": "never-saw-it", "item_id": "x"})
+    assert sum(n for n, _ in (await results_of(client)).values()) == 2
+    exported = (await client.get("/v1/visitors/never-saw-it", headers=ADMIN)).json()
+    assert exported["experiments"]["exp1"]["confirmed"] is False
+    assert exported["experiments"]["exp1"]["arm"] == unseen["arm"]
+
+    # erasing a counted visitor takes them out as with decision exposure
+    assert (await client.delete("/v1/visitors/saw-it", headers=ADMIN)).status_code in (200, 204)
+    assert sum(n for n, _ in (await results_of(client)).values()) == 1
+
+
+async def test_exposure_at_the_impression_is_for_slots(client: httpx.AsyncClient) -> None:
+    body = {
+        "target": "recommendations",
+        "arms": [{"name": "a"}, {"name": "b"}],
+        "metrics": [{"name": "clicked", "event": "click"}],
+        "exposure": "impression",
+    }
+    response = await client.put("/v1/experiments/recs1", headers=ADMIN, json=body)
+    assert response.status_code == 422
+
+
+async def test_a_waiting_exposure_follows_an_identity_merge_and_is_confirmed_there(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await setup(client, {**AB, "exposure": "impression"})
+    await client.post("/v1/experiments/exp1/start", headers=ADMIN)
+    d = await decide(client, "anon")
+    await app.state.services.decision_log.flush()  # waiting on the anonymous profile
+    identify = {"type": "identify", "visitor_id": "anon", "properties": {"customer_id": "cust"}}
+    await events(client, identify)
+    await events(client, {"visitor_id": "anon", "token": d["token"], "type": "impression"})
+    counted = await results_of(client)
+    assert counted[d["arm"]][0] == 1
+    exported = (await client.get("/v1/visitors/cust", headers=ADMIN)).json()
+    assert exported["experiments"]["exp1"]["confirmed"] is True

@@ -68,4 +68,10 @@ class ExperimentIn(BaseModel):
     metrics: list[MetricIn] = Field(min_length=1, max_length=10)
     covariate: str | None = Field(default=None, description="a visitor feature, for CUPED")
     segments: list[str] = Field(default_factory=list, description="results broken down by")
+    exposure: Literal["decision", "impression"] = Field(
+        default="decision",
+        description="decision: a visitor counts from the decide that assigned them; "
+        "impression: from their first impression with the experiment's token (only those "
+        "who saw the block: the snippet sends it when the block is visible)",
+    )
     description: str | None = Field(default=None, max_length=1000)

@@ -5,6 +5,9 @@
 -- hash (`<xbase><id>}:stats`) holds per arm and segment ('*' is everyone):
 -- n/<arm>/<seg>, x/.., xx/.. (covariate sums), and per metric s/<metric>/<arm>/<seg>,
 -- ss/.., xy/..; and d/<day>/<arm>, exposures per day.
+-- Experiments counting exposure at the impression (`"exposure": "impression"`) keep the
+-- record under "?<experiment>" until the visitor's impression with the experiment's
+-- token confirms it; "!<experiment>" marks an impression that came before the record.
 local function exp_record(text)
   local arm, at, x, segs = string.match(text, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
   return {arm = arm, at = tonumber(at), x = tonumber(x), segs = segs}
@@ -50,7 +53,11 @@ local function exp_all(ekey)
   for j = 1, #flat, 2 do
     local field, value = flat[j], flat[j + 1]
     local exp, metric = string.match(field, '^([^|]+)|(.+)$')
-    if exp == nil then
+    local first = string.sub(field, 1, 1)
+    if first == '?' or first == '!' then
+      out[string.sub(field, 2)] = out[string.sub(field, 2)] or {values = {}}
+      out[string.sub(field, 2)][first] = value -- not counted: waiting for a confirmation
+    elseif exp == nil then
       out[field] = out[field] or {values = {}}
       out[field].rec = exp_record(value)
       out[field].text = value
@@ -72,4 +79,34 @@ local function exp_retract(xbase, exp, data)
     exp_value(skey, data.rec, metric, y, 0)
   end
   exp_count(skey, data.rec, -1)
+end
+
+-- Counts a confirmed exposure `text` of `exp` in: the record, n and the values the visitor
+-- already has (outcomes that came with the experiment's token before it).
+local function exp_admit(ekey, xbase, exp, text)
+  if redis.call('HSETNX', ekey, exp, text) == 0 then
+    return false
+  end
+  local rec = exp_record(text)
+  local skey = xbase .. exp .. '}:stats'
+  exp_count(skey, rec, 1)
+  for metric, y in pairs(exp_all(ekey)[exp].values) do
+    exp_value(skey, rec, metric, 0, y)
+  end
+  redis.call('HDEL', ekey, '?' .. exp, '!' .. exp)
+  return true
+end
+
+-- The visitor's impression with the experiment's token: count the waiting record in, or
+-- mark that the impression came first (the record is still in a worker's buffer).
+local function exp_confirm(ekey, xbase, exp)
+  if redis.call('HEXISTS', ekey, exp) == 1 then
+    return
+  end
+  local text = redis.call('HGET', ekey, '?' .. exp)
+  if text then
+    exp_admit(ekey, xbase, exp, text)
+  else
+    redis.call('HSET', ekey, '!' .. exp, '1')
+  end
 end

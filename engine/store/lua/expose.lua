@@ -6,26 +6,28 @@
 -- A person erased after the decision is not exposed again by it. Outcomes that arrived
 -- with this experiment's token before the exposure was written (kept as the visitor's
 -- values, outside the sums) are counted in with it.
+-- An exposure of an experiment counted at the impression waits as "?<experiment>" until
+-- the impression confirms it (or counts at once if the impression came first).
 -- ARGV: base xbase ttl erasures, then (profile, experiment, arm, time, covariate or '',
--- segments) groups. Returns the number of new exposures.
+-- segments, confirm 1|0) groups. Returns the number of new exposures counted.
 --#include experiment_sums
 local base, xbase, ttl, erasures = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local n = 0
-for i = 5, #ARGV, 6 do
+for i = 5, #ARGV, 7 do
   local profile = redis.call('GET', base .. ARGV[i] .. '}:alias') or ARGV[i]
   local erased = tonumber(redis.call('ZSCORE', erasures, profile))
   local ekey = base .. profile .. '}:exp'
   local exp = ARGV[i + 1]
   local text = table.concat({ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]}, '\t')
-  if (erased == nil or erased < tonumber(ARGV[i + 3]))
-      and redis.call('HSETNX', ekey, exp, text) == 1 then
-    local rec = exp_record(text)
-    local skey = xbase .. exp .. '}:stats'
-    exp_count(skey, rec, 1)
-    for metric, y in pairs(exp_all(ekey)[exp].values) do
-      exp_value(skey, rec, metric, 0, y)
+  if erased == nil or erased < tonumber(ARGV[i + 3]) then
+    local waits = ARGV[i + 6] == '1' and redis.call('HEXISTS', ekey, '!' .. exp) == 0
+    if waits then
+      if redis.call('HEXISTS', ekey, exp) == 0 then
+        redis.call('HSETNX', ekey, '?' .. exp, text)
+      end
+    elseif exp_admit(ekey, xbase, exp, text) then
+      n = n + 1
     end
-    n = n + 1
     redis.call('EXPIRE', ekey, ttl)
   end
 end

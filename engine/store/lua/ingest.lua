@@ -9,7 +9,9 @@
 -- The optional fifth element lists what an accepted event does to aggregates
 -- (engine/events/outcomes.py): ['c', marker, key, field] adds 1 to a counter unless the
 -- marker is among the profile's seen ids (then it is added: once per decision);
--- ['x', experiment, metric, aggregation, value, window_s, decided_at?] moves the visitor's
+-- ['i', experiment] confirms the visitor's exposure at their impression (experiments with
+-- "exposure": "impression"); ['x', experiment, metric, aggregation, value, window_s,
+-- decided_at?] moves the visitor's
 -- value of an experiment's metric, if they were exposed to it within the window, or if
 -- the event carries the experiment's token (decided_at), whose exposure may still be in
 -- a worker's buffer: expose.lua then counts the value in (xbase: the experiments' key
@@ -227,6 +229,12 @@ local function merge_experiments(src, dst)
   for exp, data in pairs(exp_all(key(src, 'exp'))) do
     local into = into_all[exp] or {values = {}}
     local skey = xbase .. exp .. '}:stats'
+    for _, mark in ipairs({'?', '!'}) do -- an exposure waiting for its impression
+      if data[mark] and not into[mark] then
+        redis.call('HSET', dst_exp, mark .. exp, data[mark])
+        into[mark] = data[mark]
+      end
+    end
     if data.rec ~= nil then
       exp_retract(xbase, exp, data)
     end
@@ -254,6 +262,11 @@ local function merge_experiments(src, dst)
       if rec ~= nil then
         exp_value(skey, rec, metric, 0, y)
       end
+    end
+    if rec ~= nil then
+      redis.call('HDEL', dst_exp, '?' .. exp, '!' .. exp)
+    elseif into['?'] and into['!'] then -- the record of one side, the impression of the other
+      exp_admit(dst_exp, xbase, exp, into['?'])
     end
   end
   redis.call('EXPIRE', dst_exp, ttl)
@@ -436,6 +449,9 @@ for n, event in ipairs(batch) do
         if not is_duplicate(profile, outcome[2]) then
           redis.call('HINCRBY', outcome[3], outcome[4], 1)
         end
+      elseif outcome[1] == 'i' then
+        exp_confirm(key(profile, 'exp'), xbase, outcome[2])
+        redis.call('EXPIRE', key(profile, 'exp'), ttl)
       else
         experiment_outcome(profile, outcome, ts)
       end

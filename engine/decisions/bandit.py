@@ -189,7 +189,8 @@ class BanditRegistry:
     async def refresh(self, slots: Mapping[str, Slot]) -> bool:
         """Re-read the counters of the bandit slots among `slots` (name -> Slot); True if
         a posterior changed."""
-        wanted = {name: slot for name, slot in slots.items() if slot.bandit is not None}
+        wanted = {name: slot.bandit for name, slot in slots.items() if slot.bandit is not None}
+        variants_of = {name: tuple(slots[name].variants) for name in wanted}
         if not wanted:
             changed = bool(self.current)
             self.current = {}
@@ -201,10 +202,8 @@ class BanditRegistry:
                 pipe.hgetall(keys.bandit(name))
             replies: list[Any] = await pipe.execute()
         stale = []
-        for (name, slot), counters in zip(wanted.items(), replies, strict=True):
-            have, config = self.current.get(name), slot.bandit
-            variants = tuple(slot.variants)
-            assert config is not None  # filtered above
+        for (name, config), counters in zip(wanted.items(), replies, strict=True):
+            have, variants = self.current.get(name), variants_of[name]
             if (
                 have is None
                 or have.counters != counters

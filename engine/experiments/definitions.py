@@ -6,7 +6,9 @@ variant, a policy, or a model version; a multivariate test (`"type": "mvt"`) has
 factors whose levels patch the content of a base variant, run as a full factorial
 (every combination of levels is a cell, equally weighted). Metrics say which visitor
 events count and how (any = conversion, count, sum of values) within a window after
-first exposure; the first marked `primary` is the one decisions are made on.
+first exposure; the first marked `primary` is the one decisions are made on. A visitor
+is exposed at the decide that assigned them, or (`"exposure": "impression"`, slots only)
+at their first impression of the block.
 
 The document Redis keeps is the definition plus the lifecycle fields the engine
 manages (`status`, `started_at`, `stopped_at`, `bucket`), which a PUT cannot set.

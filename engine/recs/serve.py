@@ -243,7 +243,7 @@ def _rank_known(
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         keep &= view.category_of[candidates] == code
     if banned.size:
-        keep &= ~np.isin(candidates, banned)
+        keep &= not_in(candidates, banned)
     candidates = candidates[keep]
     if candidates.size < n and not complete:
         return None
@@ -262,7 +262,7 @@ def _first_allowed(order: np.ndarray, banned: np.ndarray, n: int) -> np.ndarray:
 def not_in(rows: np.ndarray, banned: np.ndarray) -> np.ndarray:
     """The mask of `rows` not in `banned`. A visitor's few seen items are compared all
     at once (np.isin sorts both arrays: ten times the cost at these sizes)."""
-    if banned.size <= 64:
+    if banned.size <= 64 and rows.size * banned.size <= 1 << 20:
         mask: np.ndarray = (rows[:, None] != banned[None, :]).all(axis=1)
         return mask
     return ~np.isin(rows, banned, kind="sort")

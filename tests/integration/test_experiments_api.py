@@ -343,3 +343,24 @@ async def test_a_waiting_exposure_follows_an_identity_merge_and_is_confirmed_the
     assert counted[d["arm"]][0] == 1
     exported = (await client.get("/v1/visitors/cust", headers=ADMIN)).json()
     assert exported["experiments"]["exp1"]["confirmed"] is True
+
+
+async def test_an_impression_on_one_device_confirms_the_persons_waiting_exposure(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The device's impression arrives before its exposure is written (a marker waits);
+    the customer's own exposure waits for an impression; the merge joins the two."""
+    await setup(client, {**AB, "exposure": "impression"})
+    await client.post("/v1/experiments/exp1/start", headers=ADMIN)
+    log = app.state.services.decision_log
+    await decide(client, "cust")
+    await log.flush()  # the customer's exposure waits for an impression
+    device = await decide(client, "device")  # buffered
+    await events(client, {"visitor_id": "device", "token": device["token"], "type": "impression"})
+    identify = {"type": "identify", "visitor_id": "device", "properties": {"customer_id": "cust"}}
+    await events(client, identify)
+    await log.flush()  # the device's exposure lands on the customer: already confirmed
+    counted = await results_of(client)
+    assert sum(n for n, _ in counted.values()) == 1  # one person
+    exported = (await client.get("/v1/visitors/cust", headers=ADMIN)).json()
+    assert exported["experiments"]["exp1"]["confirmed"] is True

@@ -48,6 +48,11 @@ def key_prefix(redis_url: str) -> Iterator[str]:
     """A prefix of this test's own; its keys are deleted afterwards."""
     prefix = "test-" + uuid.uuid4().hex[:12]
     yield prefix
+    delete_prefix(redis_url, prefix)
+
+
+def delete_prefix(redis_url: str, prefix: str) -> None:
+    """Every key under `prefix`: a test's or a test server's data."""
     client = redis.Redis.from_url(redis_url)
     try:
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))

@@ -19,9 +19,9 @@ import asyncio
 import collections
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -33,6 +33,7 @@ from engine.store.scripts import packaged, with_script
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 LOG_DECISIONS = packaged("log_decisions")
 EXPOSE = packaged("expose")
 BATCH = 500
@@ -124,6 +125,19 @@ def decision_record(
     }
 
 
+async def _drain(buffer: collections.deque[T], write: Callable[[list[T]], Awaitable[int]]) -> int:
+    """Write `buffer` out a batch per call; a batch that fails goes back to its front."""
+    written = 0
+    while buffer:
+        batch = [buffer.popleft() for _ in range(min(BATCH, len(buffer)))]
+        try:
+            written += await write(batch)
+        except BaseException:
+            buffer.extendleft(reversed(batch))
+            raise
+    return written
+
+
 class DecisionLog:
     """A per-worker buffer of decision records, flushed in batches."""
 
@@ -144,21 +158,22 @@ class DecisionLog:
 
     def record(self, profile_pid: str, record: Mapping[str, Any]) -> None:
         """Queue one record for the log (no I/O here: the request goes on at once)."""
-        if len(self._buffer) >= self._capacity:
-            self._buffer.popleft()
-            self._on_drop(1)
         try:
             raw = orjson.dumps(record)
         except TypeError:  # an integer past 64 bits in the context: JSON allows it
             raw = json.dumps(record, default=str).encode()
-        self._buffer.append((profile_pid, raw))
+        self._push(self._buffer, (profile_pid, raw))
 
     def expose(self, profile_pid: str, exposure: Exposure) -> None:
         """Queue an experiment exposure (counted once per visitor by the script)."""
-        if len(self._exposures) >= self._capacity:
-            self._exposures.popleft()
+        self._push(self._exposures, (profile_pid, exposure))
+
+    def _push(self, buffer: collections.deque[T], item: T) -> None:
+        """Append, dropping (and counting) the oldest when the buffer is full."""
+        if len(buffer) >= self._capacity:
+            buffer.popleft()
             self._on_drop(1)
-        self._exposures.append((profile_pid, exposure))
+        buffer.append(item)
 
     @property
     def pending(self) -> int:
@@ -172,22 +187,8 @@ class DecisionLog:
             return await self._flush()
 
     async def _flush(self) -> int:
-        written = 0
-        while self._buffer:
-            batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
-            try:
-                written += await self._write(batch)
-            except BaseException:
-                self._buffer.extendleft(reversed(batch))
-                raise
-        while self._exposures:
-            n = min(BATCH, len(self._exposures))
-            exposures = [self._exposures.popleft() for _ in range(n)]
-            try:
-                await self._write_exposures(exposures)
-            except BaseException:
-                self._exposures.extendleft(reversed(exposures))
-                raise
+        written = await _drain(self._buffer, self._write)
+        await _drain(self._exposures, self._write_exposures)
         return written
 
     async def run(self) -> None:

@@ -26,12 +26,11 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from engine.app import SNAPSHOT_FILE
 from engine.client import OmotenashiClient
-from tests.conftest import ADMIN, SITE_KEY
+from tests.conftest import ADMIN, SITE_KEY, delete_prefix
 from tests.e2e.test_cli_server import cli_env, omotenashi, stop, wait_healthy
 from tests.support.redis_server import free_port
 from training.simulator import Persona, Simulator, World
@@ -167,16 +166,6 @@ def report_server(
         stderr = (folder / "server.log").read_text()
         assert "Traceback" not in stderr, stderr
         delete_prefix(redis_url, prefix)
-
-
-def delete_prefix(redis_url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,29 @@ from typing import Any, TypeVar
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from engine.errors import InvalidInput, MalformedRequest
 
 M = TypeVar("M", bound=BaseModel)
 
 
+async def read_body(request: Request) -> bytes:
+    """The whole body, taken from the ASGI messages directly (Starlette's `body()`
+    iterates an async generator: 2 us of a decide's own 60 on an idle core). Read once:
+    the messages are consumed."""
+    chunks = []
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":  # http.disconnect: the client is gone
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 async def parse_body(request: Request, model: type[M]) -> M:
-    raw = await request.body()
+    raw = await read_body(request)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
@@ -30,7 +45,7 @@ async def parse_body(request: Request, model: type[M]) -> M:
 async def read_json_object(request: Request, shape: str) -> dict[str, Any]:
     """A body that must be a JSON object; `shape` says what was expected, for the 400."""
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(await read_body(request))
     except orjson.JSONDecodeError:
         raise MalformedRequest("request body is not valid JSON") from None
     if not isinstance(body, dict):

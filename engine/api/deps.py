@@ -31,14 +31,21 @@ def site_services(request: Request, *, key_in_query: bool = False) -> Services:
     that calls the engine carries one). Reads never take it from the query: an `<img>`
     on any page could otherwise make a visitor's browser call them."""
     services: Services = request.app.state.services
-    key = request.headers.get("x-api-key")
+    raw_key = raw_origin = None
+    for name, value in request.scope["headers"]:  # one pass, no Headers object: hot path
+        if name == b"x-api-key" and raw_key is None:
+            raw_key = value
+        elif name == b"origin" and raw_origin is None:
+            raw_origin = value
+    key = None if raw_key is None else raw_key.decode("latin-1")
     if key is None and key_in_query:
         key = request.query_params.get("site_key")
     services.api_keys.check_site(key)
-    origin = request.headers.get("origin")
-    allowed = services.settings.cors_origins
-    if origin is not None and origin not in allowed and "*" not in allowed:
-        check_same_origin(request, origin)
+    if raw_origin is not None:
+        origin = raw_origin.decode("latin-1")
+        allowed = services.settings.cors_origins
+        if origin not in allowed and "*" not in allowed:
+            check_same_origin(request, origin)
     return services
 
 

@@ -29,7 +29,7 @@ from engine.background import pause
 from engine.errors import StoreUnavailable
 from engine.experiments.definitions import Experiment
 from engine.store.client import Store
-from engine.store.scripts import packaged, with_script
+from engine.store.scripts import packaged, run_script
 
 log = logging.getLogger(__name__)
 
@@ -215,11 +215,8 @@ class DecisionLog:
         ]
         for profile_pid, raw in batch:
             args += (profile_pid, raw)
-        redis = self._store.redis
         async with self._store.guard("log_decisions"):
-            reply = await with_script(
-                redis, LOG_DECISIONS, lambda: redis.evalsha(LOG_DECISIONS.sha, 0, *args)
-            )
+            reply = await run_script(self._store, LOG_DECISIONS, (), args)
         return int(reply)
 
     async def _write_exposures(self, batch: list[tuple[str, Exposure]]) -> int:
@@ -234,7 +231,6 @@ class DecisionLog:
             covariate = "" if e.covariate is None else repr(e.covariate)
             segments, confirm = ",".join(e.segments), "1" if e.confirm else "0"
             args += (profile_pid, e.experiment, e.arm, repr(e.ts), covariate, segments, confirm)
-        redis = self._store.redis
         async with self._store.guard("expose"):
-            reply = await with_script(redis, EXPOSE, lambda: redis.evalsha(EXPOSE.sha, 0, *args))
+            reply = await run_script(self._store, EXPOSE, (), args)
         return int(reply)

@@ -17,8 +17,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 from engine.errors import InvalidInput
 from models.features import default_of, feature_spec
@@ -32,13 +31,13 @@ CONTEXT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 Scalar = str | int | float | bool
 
 
-@dataclass(frozen=True, slots=True)
-class Facts:
-    """What a rule can look at for one visitor and request."""
+class Facts(NamedTuple):
+    """What a rule can look at for one visitor and request (built twice per decide: a
+    NamedTuple builds in half the time of a frozen dataclass)."""
 
     context: Mapping[str, Any]
     features: Mapping[str, Any]
-    segments: frozenset[str] = field(default_factory=frozenset)
+    segments: frozenset[str] = frozenset()
 
 
 Predicate = Callable[[Facts], bool]

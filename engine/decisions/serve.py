@@ -7,8 +7,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,14 +22,12 @@ from engine.store.profiles import read_profile
 from models.features import decode_features
 
 
-@dataclass(frozen=True, slots=True)
-class SignedDecision:
+class SignedDecision(NamedTuple):
     decision: Decision
     token: str
 
 
-@dataclass(frozen=True, slots=True)
-class DecideResult:
+class DecideResult(NamedTuple):
     decision_id: str
     decisions: list[SignedDecision]
     segments: frozenset[str]

@@ -7,16 +7,16 @@ reversible without it, and the same on every worker.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
+
+from engine.keyring import HmacSha256
 
 
 class Pseudonymizer:
-    __slots__ = ("_key",)
+    __slots__ = ("_mac",)
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        self._mac = HmacSha256(key)
 
     def __call__(self, visitor_id: str) -> str:
-        digest = hmac.digest(self._key, visitor_id.encode(), hashlib.sha256)
+        digest = self._mac(visitor_id.encode())
         return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()

@@ -17,9 +17,8 @@ import orjson
 from redis.typing import EncodableT
 
 from engine.store.client import Store
-from engine.store.hot_reads import pack
 from engine.store.keys import VISITOR_SUFFIXES
-from engine.store.scripts import packaged, with_script
+from engine.store.scripts import packaged, run_script, with_script
 from models.events import Event, history_items
 from models.features import FeatureOp, FeatureValue, merge_rules, ops_for_event
 from models.interactions import parse_history_entry
@@ -199,7 +198,6 @@ async def read_profile(
     """The visitor's profile in one round trip; None if they refused personalization."""
     keys = store.keys
     args = (
-        keys.visitor_features(pid),
         keys.visitor_key_base,
         pid,
         "1" if personalization_default else "0",
@@ -208,15 +206,8 @@ async def read_profile(
         if (personalization_default if analytics_default is None else analytics_default)
         else "0",
     )
-    hot = store.hot
     async with store.guard("read_features"):
-        if hot is not None:
-            command = pack(b"EVALSHA", READ.sha, 1, *args)
-            reply = await with_script(store.redis, READ, lambda: hot.execute(command))
-        else:
-            reply = await with_script(
-                store.redis, READ, lambda: store.redis.evalsha(READ.sha, 1, *args)
-            )
+        reply = await run_script(store, READ, (keys.visitor_features(pid),), args)
     if not reply[0]:
         return None
     flat, history, profile_pid, analytics = reply[1], reply[2], reply[3], reply[4]

@@ -30,6 +30,7 @@ class FeatureEncoder:
     channels: tuple[str, ...] = ("web", "app", "store", "email")
     columns: tuple[str, ...] = field(init=False)
     _defaults: np.ndarray = field(init=False, repr=False, compare=False)
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         columns = list(NUMERIC_FEATURES)
@@ -40,6 +41,7 @@ class FeatureEncoder:
         row = [float(defaults[name]) for name in NUMERIC_FEATURES]
         row += [0.0] * (len(columns) - len(row))
         object.__setattr__(self, "_defaults", np.asarray(row, dtype=np.float32))
+        object.__setattr__(self, "_index", {name: i for i, name in enumerate(columns)})
 
     @property
     def schema_hash(self) -> str:
@@ -49,16 +51,25 @@ class FeatureEncoder:
     def encode(self, profiles: Sequence[Mapping[str, FeatureValue]]) -> np.ndarray:
         """An (n, len(columns)) float32 matrix; absent features take their defaults."""
         out = np.tile(self._defaults, (len(profiles), 1))
-        index = {name: i for i, name in enumerate(self.columns)}
         for row, features in enumerate(profiles):
-            for name, value in features.items():
-                if isinstance(value, str):
-                    if name == "last_channel":
-                        j = index.get(f"last_channel={value}")
-                        if j is not None:
-                            out[row, j] = 1.0
-                    continue
-                j = index.get(name)
-                if j is not None:
-                    out[row, j] = value
+            self._fill(out[row], features)
         return out
+
+    def encode_one(self, features: Mapping[str, FeatureValue]) -> np.ndarray:
+        """One visitor's row, float32 like `encode`'s (decide encodes one per request)."""
+        out = self._defaults.copy()
+        self._fill(out, features)
+        return out
+
+    def _fill(self, row: np.ndarray, features: Mapping[str, FeatureValue]) -> None:
+        index = self._index
+        for name, value in features.items():
+            if isinstance(value, str):
+                if name == "last_channel":
+                    j = index.get(f"last_channel={value}")
+                    if j is not None:
+                        row[j] = 1.0
+                continue
+            j = index.get(name)
+            if j is not None:
+                row[j] = value

@@ -9,9 +9,11 @@ feature layout than the running code's is refused at load.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -57,6 +59,46 @@ def variant_rows_onehot(columns: Sequence[str], variants: Sequence[str]) -> np.n
     return onehot
 
 
+@functools.lru_cache(maxsize=1024)
+def _onehot_block(columns: tuple[str, ...], variants: tuple[str, ...]) -> np.ndarray:
+    block = variant_rows_onehot(columns, variants)
+    block.flags.writeable = False  # shared by every request of the slot
+    return block
+
+
+class NativeTrees:
+    """An lleaves model's compiled trees, called directly.
+
+    `lleaves.Model.predict` converts both arrays to typed ctypes pointers and releases
+    the GIL around the call: for the 8 rows of a decide that costs three times the
+    trees themselves. This calls the same entry point with raw addresses, holding the
+    GIL (the call lasts microseconds). Only for what it can serve the same way:
+    float64 and one output per row; anything else goes through `predict`.
+    """
+
+    __slots__ = ("_entry", "model")
+
+    def __init__(self, model: Any) -> None:
+        self.model = model  # owns the compiled code: it must outlive `_entry`
+        self._entry: Callable[[int, int, int, int], None] | None = None
+        entry = getattr(model, "_c_entry_func", None)
+        address = None if entry is None else ctypes.cast(entry, ctypes.c_void_p).value
+        if address and model.use_fp64 and model.num_model_per_iteration() == 1:
+            signature = ctypes.PYFUNCTYPE(
+                None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int
+            )
+            self._entry = signature(address)
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Raw model output per row of a float64 matrix."""
+        if self._entry is None:
+            return np.asarray(self.model.predict(rows, n_jobs=1))
+        rows = np.ascontiguousarray(rows, dtype=np.float64)
+        out = np.zeros(len(rows))
+        self._entry(rows.ctypes.data, out.ctypes.data, 0, len(rows))
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class VariantScorer:
     slot: str
@@ -65,7 +107,7 @@ class VariantScorer:
     variants: tuple[str, ...]
     booster: lgb.Booster
     version: str = ""
-    compiled: Any = None  # an lleaves model of the same trees, when compiled at load
+    compiled: NativeTrees | None = None  # the same trees compiled by lleaves at load
 
     @property
     def schema_hash(self) -> str:
@@ -78,12 +120,15 @@ class VariantScorer:
 
     def score(self, features: Mapping[str, FeatureValue], variants: Sequence[str]) -> np.ndarray:
         """Predicted outcome of each of `variants` for one visitor: one predict call."""
-        # the visitor's part is encoded once and repeated; the variant part is one-hot
-        encoded = self.encoder.encode([features])
-        onehot = variant_rows_onehot(self.variants, variants)
-        rows = np.hstack([np.repeat(encoded, len(variants), axis=0), onehot])
+        # the visitor's part is encoded once (in float32, as training saw it) and
+        # broadcast over the rows; the variant part is a one-hot block kept per slot
+        encoded = self.encoder.encode_one(features)
+        onehot = _onehot_block(self.variants, tuple(variants))
+        rows = np.empty((len(variants), len(encoded) + onehot.shape[1]))
+        rows[:, : len(encoded)] = encoded
+        rows[:, len(encoded) :] = onehot
         if self.compiled is not None:
-            return np.asarray(self.compiled.predict(rows.astype(np.float64), n_jobs=1))
+            return np.asarray(self.compiled.predict(rows))
         return np.asarray(self.booster.predict(rows, num_threads=1), dtype=np.float64)
 
 
@@ -134,7 +179,7 @@ def load_scorer(folder: Path, *, compiled: bool = False) -> VariantScorer:
     )
 
 
-def _compile(model_file: Path) -> Any:
+def _compile(model_file: Path) -> NativeTrees | None:
     try:
         import lleaves  # a native-code path; the scorer works without it
 
@@ -143,4 +188,4 @@ def _compile(model_file: Path) -> Any:
     except Exception as exc:  # an LLVM or lleaves failure must not take the scorer down
         log.warning("scorer %s not compiled (%s); LightGBM predicts instead", model_file, exc)
         return None
-    return model
+    return NativeTrees(model)

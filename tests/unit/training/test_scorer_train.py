@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from models.artifacts import ArtifactError
-from models.scorer import load_scorer
+from models.scorer import NativeTrees, load_scorer
 from training.attribution import AttributedDecisions
 from training.scorer_train import (
     ScorerParams,
@@ -135,3 +135,44 @@ def test_the_compiled_scorer_predicts_what_lightgbm_predicts(tmp_path: Path) -> 
         np.testing.assert_allclose(
             compiled.score(features, VARIANTS), scorer.score(features, VARIANTS), rtol=1e-9
         )
+
+
+def test_serving_rows_are_the_training_rows(tmp_path: Path) -> None:
+    """`score` builds its matrix its own way (one encoded row broadcast, a cached one-hot
+    block); LightGBM on the training layout must give the same numbers."""
+    log, _ = uniform_log(400, seed=8)
+    scorer, _ = train_scorer(log, "hero", ScorerParams(rounds=20))
+    variants = ["c", "a", "new-variant", "b"]  # any order; one the model never saw
+    for features in (
+        {},
+        {"page_views": 7, "sessions": 3, "last_channel": "app", "views_30d.shoes": 2},
+        {"page_views": 0.1, "aov": 19.99, "last_channel": "store"},
+    ):
+        training_rows = scorer.rows([features] * len(variants), variants)
+        expected = scorer.booster.predict(training_rows, num_threads=1)
+        np.testing.assert_allclose(scorer.score(features, variants), expected, rtol=1e-12)
+
+
+def test_native_trees_give_lleaves_own_predictions_and_fall_back_without_its_entry(
+    tmp_path: Path,
+) -> None:
+    log, _ = uniform_log(400, seed=9)
+    scorer, metrics = train_scorer(log, "hero", ScorerParams(rounds=20))
+    version = save_trained_scorer(tmp_path, scorer, metrics, {})
+    native = load_scorer(tmp_path / "scorer" / version, compiled=True).compiled
+    assert native is not None
+    rows = np.random.default_rng(0).gamma(1.0, 3.0, size=(64, scorer.booster.num_feature()))
+    expected = native.model.predict(rows, n_jobs=1)
+    np.testing.assert_array_equal(native.predict(rows), expected)
+    np.testing.assert_array_equal(native.predict(rows[::2]), expected[::2])  # strided input
+
+    class WithoutEntry:  # an lleaves release that renamed its private entry point
+        use_fp64 = True
+
+        def num_model_per_iteration(self) -> int:
+            return 1
+
+        def predict(self, data: np.ndarray, n_jobs: int) -> np.ndarray:
+            return np.asarray(native.model.predict(data, n_jobs=n_jobs))
+
+    np.testing.assert_array_equal(NativeTrees(WithoutEntry()).predict(rows), expected)

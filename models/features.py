@@ -362,9 +362,12 @@ def _derive(
 ) -> None:
     today = day_of(now)
     for names, base, text in windowed:
-        counts = parse_buckets(text.decode())
+        counts = parse_buckets(text.decode()).items()
         for days, derived_name in names:
-            total = window_sum(counts, today, days)
+            oldest, total = today - days, 0.0  # window_sum, inlined: it runs per read
+            for day, count in counts:
+                if oldest < day <= today:
+                    total += count
             if total:
                 out[derived_name] = int(total) if base.type == "int" else total
     for stored, derived in (("last_seen", "days_since_last_seen"),
@@ -380,12 +383,14 @@ def _derive(
     ever: dict[str, float] = {}
     channels = 0
     for k, v in out.items():
-        if k.startswith("views"):
-            if k.startswith("views_30d."):
-                recent[k[10:]] = float(v)
-            elif k.startswith("views."):
-                ever[k[6:]] = float(v)
-        elif k.startswith("channels."):
+        family, dot, key = k.partition(".")
+        if not dot:
+            continue
+        if family == "views_30d":
+            recent[key] = float(v)
+        elif family == "views":
+            ever[key] = float(v)
+        elif family == "channels":
             channels += 1
     views = recent or ever
     if views:  # ties: the alphabetically first, so the value is deterministic

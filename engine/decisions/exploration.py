@@ -37,7 +37,7 @@ class Exploration:
     def choose(self, scores: np.ndarray, rng: random.Random) -> tuple[int, float]:
         """A variant index drawn from `probabilities`, and its probability."""
         if self.kind == "epsilon":  # closed form: one draw, no arrays (the hot path)
-            k, best = scores.size, int(np.argmax(scores))
+            k, best = scores.size, int(scores.argmax())
             u = rng.random()
             index = min(int(u / self.value * k), k - 1) if u < self.value else best
             share = self.value / k

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Awaitable
 from typing import Any
 
 import hiredis
@@ -131,10 +132,16 @@ class PipelinedReader:
         pairs = iter(flat)
         return dict(zip(pairs, pairs, strict=True))
 
-    async def execute(self, command: bytes) -> Any:
+    def execute(self, command: bytes) -> Awaitable[Any]:
+        """The reply to `command`, awaitable. Connected, that is the reply's future
+        itself: no coroutine of its own on the hot path."""
         protocol = self._protocol
         if protocol is None or protocol.lost:
-            protocol = await self._connect()
+            return self._connect_and_send(command)
+        return protocol.send(command)
+
+    async def _connect_and_send(self, command: bytes) -> Any:
+        protocol = await self._connect()
         return await protocol.send(command)
 
     async def _connect(self) -> _Protocol:

@@ -206,7 +206,7 @@ async def read_profile(
         if (personalization_default if analytics_default is None else analytics_default)
         else "0",
     )
-    async with store.guard("read_features"):
+    with store.guard("read_features"):
         reply = await run_script(store, READ, (keys.visitor_features(pid),), args)
     if not reply[0]:
         return None

@@ -12,8 +12,7 @@ arm names is already loaded by the registry, so an experiment costs no I/O here.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -37,16 +36,14 @@ Source = Literal["trained", "fold_in", "popular", "popular_in_category"]
 Policy = Literal["model", "holdout", "fallback", "no_consent"]
 
 
-@dataclass(frozen=True, slots=True)
-class Recommendations:
+class Recommendations(NamedTuple):
     item_ids: list[str]
     scores: list[float | None]  # None: a catalogue item newer than the model (a filler)
     source: Source
     model_version: str
 
 
-@dataclass(frozen=True, slots=True)
-class VisitorHistory:
+class VisitorHistory(NamedTuple):
     """What the read gave: the profile's pid (after identity merges), its recent
     `(type, item_id)` interactions, and how to find its favourite category (asked
     only for a cold start)."""
@@ -56,8 +53,7 @@ class VisitorHistory:
     favourite_category: Callable[[], str | None] = lambda: None
 
 
-@dataclass(frozen=True, slots=True)
-class ArmChoice:
+class ArmChoice(NamedTuple):
     """The model a visitor's list comes from and how the list is labelled: their arm
     of a running recommender experiment, if they are in one."""
 

@@ -1,5 +1,5 @@
 """python -m loadtests run --base-url URL --target decide --seconds N [--concurrency C]
-[--max-requests M] --json FILE;  python -m loadtests calibrate --seconds N;
+[--max-requests M] [--server-pid PID] --json FILE;  python -m loadtests calibrate --seconds N;
 python -m loadtests recs-model --artifacts-dir DIR [--items N --index]"""
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=5,
         help="alternate bare and target this many times (a steadier ratio)",
+    )
+    run_cmd.add_argument(
+        "--server-pid",
+        type=int,
+        help="the server worker's pid: report its CPU per request and how busy it was",
     )
     model = commands.add_parser(
         "recs-model",
@@ -70,7 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     if not site or not admin:
         parser.error("set OMOTENASHI_SITE_KEY and OMOTENASHI_ADMIN_KEY")
     plan = Plan(
-        args.base_url, args.target, args.seconds, args.concurrency, args.max_requests, args.rounds
+        args.base_url,
+        args.target,
+        args.seconds,
+        args.concurrency,
+        args.max_requests,
+        args.rounds,
+        args.server_pid,
     )
     try:
         result = run(plan, Keys(site=site, admin=admin))

@@ -18,6 +18,14 @@ def table(result: dict[str, Any]) -> str:
                 f"{name}: {phase['items_per_s']:,.0f} per second"
                 f" ({phase['items_per_request']} per request)"
             )
+    for name, phase in phases:
+        if "server_cpu_us" in phase:
+            lines.append(
+                f"{name}: server {phase['server_cpu_us']:.0f} us CPU per request"
+                f" (user {phase['server_user_us']:.0f}, system {phase['server_system_us']:.0f}),"
+                f" busy {phase['server_busy']:.0%};"
+                f" generator {phase['generator_cpu_us']:.0f} us"
+            )
     if result.get("ratio_rps") is not None:
         lines.append(
             f"req/s ratio to bare: {result['ratio_rps']:.3f}"

@@ -11,6 +11,7 @@ import httpx
 import uvloop
 
 from loadtests.client import Run, hammer
+from loadtests.cpu import NO_CPU, per_request, sample
 from loadtests.stats import summarize
 from loadtests.targets import TARGETS, Keys, bare_requests
 
@@ -32,6 +33,7 @@ class Plan:
     concurrency: int
     max_requests: int
     rounds: int = 5
+    server_pid: int | None = None  # the worker's, to report its CPU per request
 
 
 def loopback_address(base_url: str) -> tuple[str, int, str]:
@@ -65,6 +67,8 @@ def check_plan(plan: Plan) -> None:
         raise ValueError(f"--concurrency must be 1..{MAX_CONCURRENCY}")
     if not 1 <= plan.rounds <= 100:
         raise ValueError("--rounds must be 1..100")
+    if plan.server_pid is not None:
+        sample(plan.server_pid)  # refuses a pid with no process here
     if plan.target not in TARGETS:
         raise ValueError(f"unknown target {plan.target!r}; known: {', '.join(TARGETS)}")
 
@@ -89,11 +93,14 @@ def run(plan: Plan, keys: Keys) -> dict[str, Any]:
         )
     runs = {name: Run(deadline=0.0, max_requests=plan.max_requests) for name in phases}
     elapsed = dict.fromkeys(phases, 0.0)
+    cpu = dict.fromkeys(phases, NO_CPU)
+    pid = plan.server_pid
     for _ in range(plan.rounds):
         for name, requests in phases.items():
             budget = plan.max_requests - len(runs[name].latencies_ns)
             if budget <= 0:
                 continue
+            before = sample(pid) if pid is not None else NO_CPU
             part, took = uvloop.run(
                 hammer(
                     ip,
@@ -104,16 +111,21 @@ def run(plan: Plan, keys: Keys) -> dict[str, Any]:
                     max_requests=budget,
                 )
             )
+            if pid is not None:
+                cpu[name] += sample(pid) - before
             runs[name].latencies_ns += part.latencies_ns
             runs[name].errors += part.errors
             elapsed[name] += took
     bare, measured = (summarize(runs[name], elapsed[name]) for name in phases)
-    target_json = measured.to_json()
+    bare_json, target_json = bare.to_json(), measured.to_json()
+    if pid is not None:
+        bare_json.update(per_request(cpu["bare"], bare.requests, bare.seconds))
+        target_json.update(per_request(cpu[plan.target], measured.requests, measured.seconds))
     if target.items_per_request > 1:
         target_json["items_per_request"] = target.items_per_request
         target_json["items_per_s"] = round(measured.rps * target.items_per_request, 1)
     return {
-        "bare": bare.to_json(),
+        "bare": bare_json,
         plan.target: target_json,
         "ratio_rps": round(measured.rps / bare.rps, 3) if bare.rps else None,
         "concurrency": plan.concurrency,

@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loadtests.run import Plan
+from loadtests.run import run as run_load_test
+from loadtests.targets import Keys
 from tests.conftest import ADMIN, ADMIN_KEY, SECRET, SITE, SITE_KEY
 from tests.integration.test_decide_api import HERO
 from tests.support.redis_server import free_port
@@ -69,8 +72,14 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 
 @pytest.fixture
-def embedded_server(tmp_path: Path) -> Iterator[str]:
-    """`omotenashi serve` with no REDIS_URL: it runs on its embedded Redis."""
+def embedded_server(embedded: tuple[str, int]) -> str:
+    return embedded[0]
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """`omotenashi serve` with no REDIS_URL: it runs on its embedded Redis. Its base URL
+    and pid."""
     port = free_port()
     process = subprocess.Popen(
         omotenashi("serve", "--port", str(port)),
@@ -81,7 +90,7 @@ def embedded_server(tmp_path: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, process)
-        yield base
+        yield base, process.pid
     finally:
         assert stop(process) == 0
         assert process.stderr is not None
@@ -89,6 +98,25 @@ def embedded_server(tmp_path: Path) -> Iterator[str]:
         process.stderr.close()
         assert "Traceback" not in stderr, stderr
     assert (tmp_path / "data" / "redis.db").exists(), (stderr, list((tmp_path / "data").iterdir()))
+
+
+def test_the_load_generator_measures_decide_and_the_servers_cpu(
+    embedded: tuple[str, int],
+) -> None:
+    """A short, bounded run of the real tool: it sets decide up through the API, both
+    phases answer without errors, and the worker's CPU per request is reported."""
+    base, pid = embedded
+    plan = Plan(base, "decide", seconds=1.0, concurrency=2, max_requests=400, rounds=1,
+                server_pid=pid)  # fmt: skip
+    result = run_load_test(plan, Keys(site=SITE_KEY, admin=ADMIN_KEY))
+    for phase in ("bare", "decide"):
+        assert result[phase]["errors"] == 0
+        assert 0 < result[phase]["requests"] <= 400
+        # the worker's threads (model loads, snapshots) count too: up to the 2 cores
+        assert 0 < result[phase]["server_busy"] <= os.cpu_count()
+        assert result[phase]["server_cpu_us"] > 0
+    assert result["decide"]["server_cpu_us"] > result["bare"]["server_cpu_us"]
+    assert 0 < result["ratio_rps"] < 1
 
 
 def test_help_lists_the_commands() -> None:

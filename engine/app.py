@@ -63,6 +63,7 @@ from engine.store.keys import Keys
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FILE = "definitions.snapshot.json"
+RECS_SNAPSHOT_FILE = "recs.snapshot.json"
 SPOOL_DIR = "spool"
 SPOOL_REPLAY_INTERVAL_S = 1.0
 BODY_MODELS: tuple[type[BaseModel], ...] = (
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             index_ef=settings.recs_index_ef,
             on_load_error=lambda kind: metrics.model_load_errors.labels(kind).inc(),
             experiment_versions=lambda: recs_arm_versions(registry.current),
+            snapshot_path=settings.data_dir / RECS_SNAPSHOT_FILE,
         )
         recs_poller = asyncio.create_task(recs.run(settings.models_refresh_ms / 1000))
         scorers = ScorerRegistry(

@@ -8,16 +8,24 @@ on the state they started with, none is dropped. A version no longer named is
 released. A version that fails to load is logged and counted and not tried again
 while it stays named; the worker keeps serving the active version it has, and an
 experiment arm that names it gets the active one (the route flags those lists).
+
+Each catalogue a worker loads for the active version is also written to a snapshot
+file (with that version's name), so that a worker starting while Redis is away still
+serves: unpersonalized lists (policy "fallback") from the last catalogue seen, until
+Redis answers and the usual refresh takes over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+import os
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from engine.background import pause
 from engine.errors import StoreUnavailable
@@ -50,12 +58,15 @@ class RecsRegistry:
         index_ef: int = 0,
         on_load_error: Callable[[str], None] = lambda kind: None,
         experiment_versions: Callable[[], Collection[str]] = frozenset,
+        snapshot_path: Path | None = None,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._artifacts_dir = artifacts_dir
         self._on_load_error = on_load_error
         self._experiment_versions = experiment_versions
+        self._snapshot_path = snapshot_path
+        self.from_snapshot = False
         self._with_index = with_index
         self._index_ef = index_ef
         self._failed: set[str] = set()  # versions that failed while named: not retried
@@ -93,6 +104,8 @@ class RecsRegistry:
             for model in stale:
                 view = await asyncio.to_thread(build_view, model, catalog_version, raw_items)
                 states[model.version] = RecsState(model, view)
+            if active is not None and active in states:
+                await asyncio.to_thread(self._write_snapshot, active, catalog_version, raw_items)
         current = None if active is None else states.get(active)
         if current is None and previous is not None:
             current = states.get(previous.model.version)
@@ -105,6 +118,7 @@ class RecsRegistry:
         changed = bool(stale) or states.keys() != self.versions.keys() or current is not previous
         # swapped together, with no await between: a request sees one set or the other
         self.current, self.versions = current, states
+        self.from_snapshot = False
         return changed
 
     @property
@@ -113,14 +127,57 @@ class RecsRegistry:
 
     async def run(self, interval_s: float) -> None:
         """Poll forever (the app's lifespan cancels it)."""
+        tried_snapshot = False
         while True:
             try:
                 await self.refresh()
-            except StoreUnavailable:
-                pass  # counted by the store; keep serving what we have
+            except StoreUnavailable:  # counted by the store; keep serving what we have
+                if self.current is None and not tried_snapshot:
+                    tried_snapshot = True
+                    await self._serve_snapshot()
             except Exception:  # a dead poller would pin the old model silently
                 log.exception("recommender refresh failed; retrying")
             await pause(interval_s)
+
+    def _write_snapshot(
+        self, version: str, catalog_version: int, raw_items: Mapping[bytes, bytes]
+    ) -> None:
+        if self._snapshot_path is None:
+            return
+        path = self._snapshot_path
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # workers write it side by side
+        snapshot = {
+            "version": version,
+            "catalog_version": catalog_version,
+            "items": {k.decode(): v.decode() for k, v in raw_items.items()},
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(orjson.dumps(snapshot))
+            tmp.replace(path)
+        except OSError as exc:
+            log.warning("could not write the recommender snapshot %s: %s", path, exc)
+
+    async def _serve_snapshot(self) -> None:
+        """Redis away since the start: the last active version and catalogue written."""
+        path = self._snapshot_path
+        if path is None:
+            return
+        try:
+            data = orjson.loads(await asyncio.to_thread(path.read_bytes))
+            version, catalog_version = str(data["version"]), int(data["catalog_version"])
+            raw_items = {k.encode(): v.encode() for k, v in data["items"].items()}
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            log.warning("redis unavailable and no recommender snapshot (%s): recs will 503", exc)
+            return
+        model = await self._load(version, version)
+        if model is None:
+            return
+        view = await asyncio.to_thread(build_view, model, catalog_version, raw_items)
+        state = RecsState(model, view)
+        if self.current is None:  # Redis may have answered meanwhile
+            self.current, self.versions, self.from_snapshot = state, {version: state}, True
+            log.warning("redis unavailable: serving recommender %s from %s", version, path)
 
     async def _load(self, version: str, active: str | None) -> RecsModel | None:
         try:

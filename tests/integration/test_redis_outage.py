@@ -12,9 +12,10 @@ import orjson
 import pytest
 import redis
 
-from engine.app import create_app
-from tests.conftest import ADMIN, SITE, client_for, make_settings
+from engine.app import RECS_SNAPSHOT_FILE, create_app
+from tests.conftest import ADMIN, SECRET, SITE, client_for, make_settings
 from tests.integration.test_decide_api import HERO
+from tests.support.recs_artifacts import fit_als, planted_data, write_recs
 from tests.support.redis_server import RedisProcess, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -117,6 +118,58 @@ async def test_a_worker_starting_while_redis_is_down_serves_the_snapshot(
         response = await decide(client)
         assert response.status_code == 200
         assert response.json()["decisions"][0]["policy"] == "fallback"
+
+
+async def test_a_worker_starting_while_redis_is_down_recommends_from_the_snapshot(
+    own_redis: RedisProcess, tmp_path: Path
+) -> None:
+    """The last active recommender and catalogue a worker saw are kept on disk: a worker
+    started during an outage answers with popular, available items, labelled fallback."""
+    data = planted_data()
+    version = write_recs(tmp_path / "artifacts", data, fit_als(data), SECRET)
+    settings = {"artifacts_dir": tmp_path / "artifacts", "models_refresh_ms": 100}
+    data_dir = tmp_path / "data"
+    unavailable = set(data.item_ids[::4])
+    catalogue = [
+        {
+            "item_id": item,
+            "category": data.category_of(item),
+            "price": 1.0,
+            "available": item not in unavailable,
+        }
+        for item in data.item_ids
+    ]
+    first = create_app(make_settings(own_redis.url, "recsnap", data_dir, **settings))
+    async with first.router.lifespan_context(first), client_for(first) as client:
+        assert (await client.put("/v1/items", headers=ADMIN, json={"items": catalogue})).is_success
+        activated = await client.post(f"/v1/models/recs/{version}/activate", headers=ADMIN)
+        assert activated.status_code == 200
+        for _ in range(100):
+            if first.state.services.recs.version == version:
+                break
+            await asyncio.sleep(0.05)
+        served = await client.get(
+            "/v1/recommendations", headers=SITE, params={"visitor_id": "nobody", "n": 5}
+        )
+    assert (data_dir / RECS_SNAPSHOT_FILE).is_file()
+
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    second = create_app(make_settings(nowhere, "recsnap", data_dir, **settings))
+    async with second.router.lifespan_context(second), client_for(second) as client:
+        for _ in range(100):
+            if second.state.services.recs.version == version:
+                break
+            await asyncio.sleep(0.05)
+        response = await client.get(
+            "/v1/recommendations", headers=SITE, params={"visitor_id": "nobody", "n": 5}
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["policy"], body["model_version"]) == ("fallback", version)
+    items = [item["item_id"] for item in body["items"]]
+    assert len(items) == 5
+    assert not set(items) & unavailable
+    assert items == [item["item_id"] for item in served.json()["items"]]  # the same popular list
 
 
 async def test_no_redis_and_no_snapshot_is_503_not_a_crash(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ class Store:
     """Redis plus the key layout, shared by every request of a worker.
 
     `redis` is redis-py's client for everything; `hot` (when the URL allows it) is a
-    leaner reader for the one read on the decide path.
+    leaner connection for the hot path's script calls (`scripts.run_script`).
     """
 
     def __init__(

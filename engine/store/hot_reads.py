@@ -6,7 +6,8 @@ reader spends about 40 us: an `asyncio.Protocol` feeding hiredis, with concurren
 requests pipelined on one socket and replies matched in order (measured in the
 notes of issue 3). Commands issued in the same event-loop turn go out in one write:
 on these machines a socket write costs more than all of decide's own logic.
-It serves only single-command reads on the hot path; everything else uses redis-py.
+It carries the hot path's script calls (the visitor read, the decision log's batches,
+through `scripts.run_script`); everything else uses redis-py.
 TLS URLs (`rediss://`) are not handled here: the store then reads through redis-py.
 """
 

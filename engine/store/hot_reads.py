@@ -1,4 +1,4 @@
-"""The decide hot path's Redis reads: one pipelined connection parsed by hiredis.
+"""The hot path's Redis calls: one pipelined connection parsed by hiredis.
 
 redis-py's asyncio client spends about 120 us of CPU per command here (stream
 readers, a pooled connection with its lock and health check, retry wrapper); this

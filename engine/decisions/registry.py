@@ -9,7 +9,6 @@ still knows the slots' defaults.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from engine.decisions.segments import Segment, compile_segment
 from engine.decisions.slots import Slot, compile_slot
 from engine.errors import OmotenashiError, StoreUnavailable
 from engine.experiments.definitions import RECOMMENDATIONS, Experiment, Metric, compile_experiment
+from engine.snapshots import write_snapshot
 from engine.store.definitions import DefinitionKind, DefinitionRepository
 
 log = logging.getLogger(__name__)
@@ -156,13 +156,7 @@ class DefinitionRegistry:
                 log.exception("definitions refresh failed; retrying")
 
     def _write_snapshot(self, version: int, raw: dict[DefinitionKind, Any]) -> None:
-        tmp = self._snapshot_path.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            self._snapshot_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(orjson.dumps({"version": version, "definitions": raw}))
-            tmp.replace(self._snapshot_path)
-        except OSError as exc:
-            log.warning("could not write definitions snapshot %s: %s", self._snapshot_path, exc)
+        write_snapshot(self._snapshot_path, {"version": version, "definitions": raw}, "definitions")
 
     def _read_snapshot(self) -> None:
         try:

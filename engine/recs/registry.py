@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import orjson
 from engine.background import pause
 from engine.errors import StoreUnavailable
 from engine.recs.catalog_view import CatalogView, build_view
+from engine.snapshots import write_snapshot
 from engine.store.catalog import CatalogRepository
 from engine.store.client import Store
 from models.artifacts import ArtifactError, artifact_path
@@ -66,6 +66,7 @@ class RecsRegistry:
         self._on_load_error = on_load_error
         self._experiment_versions = experiment_versions
         self._snapshot_path = snapshot_path
+        self._snapshot_of: tuple[str, int] | None = None  # (version, catalogue) written
         self.from_snapshot = False
         self._with_index = with_index
         self._index_ef = index_ef
@@ -142,21 +143,15 @@ class RecsRegistry:
     def _write_snapshot(
         self, version: str, catalog_version: int, raw_items: Mapping[bytes, bytes]
     ) -> None:
-        if self._snapshot_path is None:
-            return
-        path = self._snapshot_path
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # workers write it side by side
+        if self._snapshot_path is None or self._snapshot_of == (version, catalog_version):
+            return  # an experiment arm's load re-reads the catalogue: written already
         snapshot = {
             "version": version,
             "catalog_version": catalog_version,
             "items": {k.decode(): v.decode() for k, v in raw_items.items()},
         }
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(orjson.dumps(snapshot))
-            tmp.replace(path)
-        except OSError as exc:
-            log.warning("could not write the recommender snapshot %s: %s", path, exc)
+        write_snapshot(self._snapshot_path, snapshot, "recommender")
+        self._snapshot_of = (version, catalog_version)
 
     async def _serve_snapshot(self) -> None:
         """Redis away since the start: the last active version and catalogue written."""

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from engine.decisions.tokens import TokenSigner
 from engine.keyring import Keyring
 from tests.conftest import ADMIN, SECRET, SITE
+from tests.support.waiting import until
 from tests.unit.training.test_scorer_train import uniform_log
 from training.scorer_train import ScorerParams, save_trained_scorer, train_scorer
 
@@ -48,12 +49,12 @@ async def live_scorer(
     version = save_trained_scorer(artifacts, trained[0], trained[1], {})
     response = await client.post(f"/v1/models/scorer/{version}/activate", headers=ADMIN)
     assert response.status_code == 200, response.text
-    for _ in range(100):
-        loaded = app.state.services.scorers.current.get("hero")
-        if loaded is not None and loaded.version == version:
-            return version
-        await asyncio.sleep(0.05)
-    raise AssertionError("the scorer did not load")
+    scorers = app.state.services.scorers
+    await until(
+        lambda: getattr(scorers.current.get("hero"), "version", None) == version,
+        failure="the scorer did not load",
+    )
+    return version
 
 
 async def browse(client: httpx.AsyncClient, visitor: str, pages: int) -> None:
@@ -152,10 +153,7 @@ async def test_an_experiment_arm_can_run_a_scorer_version_that_is_not_active(
     ).status_code == 201
     assert (await client.post("/v1/experiments/m1/start", headers=ADMIN)).status_code == 200
     scorers = app.state.services.scorers
-    for _ in range(100):
-        if version in scorers.versions:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: version in scorers.versions)
     assert version in scorers.versions
     assert "hero" not in scorers.current  # loaded for the arm, not activated
     await browse(client, "heavy", 8)
@@ -172,8 +170,5 @@ async def test_an_experiment_arm_can_run_a_scorer_version_that_is_not_active(
             assert (d["policy"], d["variant"]) == ("rules", "c")
     assert set(seen) == {"rules", "scorer"}
     assert (await client.post("/v1/experiments/m1/stop", headers=ADMIN)).status_code == 200
-    for _ in range(100):
-        if version not in scorers.versions:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: version not in scorers.versions)
     assert version not in scorers.versions

@@ -16,6 +16,7 @@ from scipy import stats
 from engine.decisions import decide as decide_module
 from engine.events.archive import archive_once, read_archive
 from tests.conftest import ADMIN, client_for, engine_client
+from tests.support.waiting import until
 from training.attribution import attribute
 from training.scorer_train import ScorerParams, save_trained_scorer, train_scorer
 from training.simulator import Persona, Simulator, World
@@ -107,10 +108,7 @@ async def test_the_model_policy_beats_rules_and_uniform_on_live_traffic(
     async with client_for(app) as client:
         response = await client.post(f"/v1/models/scorer/{version}/activate", headers=ADMIN)
         assert response.status_code == 200, response.text
-    for _ in range(100):
-        if "hero" in app.state.services.scorers.current:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: "hero" in app.state.services.scorers.current)
 
     results = {}
     for policy in ("rules", "uniform", "model"):

@@ -26,6 +26,7 @@ from tests.support.recs_artifacts import (
     PlantedData,
     fit_als,
     planted_data,
+    wait_for_recs,
     write_recs,
 )
 
@@ -47,11 +48,7 @@ def models(data: PlantedData) -> tuple[Any, Any]:
 async def activate(client: httpx.AsyncClient, app: FastAPI, version: str) -> None:
     response = await client.post(f"/v1/models/recs/{version}/activate", headers=ADMIN)
     assert response.status_code == 200, response.text
-    for _ in range(100):
-        if app.state.services.recs.version == version:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"worker did not load {version}")
+    await wait_for_recs(app, version)
 
 
 async def recs(client: httpx.AsyncClient, **params: Any) -> httpx.Response:

@@ -30,6 +30,7 @@ from tests.support.recs_artifacts import (
     planted_data,
     write_recs,
 )
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -98,14 +99,6 @@ async def start(client: httpx.AsyncClient, definition: dict[str, Any]) -> None:
     assert put.status_code == 201, put.text
     started = await client.post("/v1/experiments/recs1/start", headers=ADMIN)
     assert started.status_code == 200, started.text
-
-
-async def until(condition: Any, timeout_s: float = 5.0) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the worker did not get there in time")
 
 
 async def recs(client: httpx.AsyncClient, visitor: str, n: int = 5) -> dict[str, Any]:

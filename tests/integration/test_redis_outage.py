@@ -15,7 +15,7 @@ import redis
 from engine.app import RECS_SNAPSHOT_FILE, create_app
 from tests.conftest import ADMIN, SECRET, SITE, client_for, make_settings
 from tests.integration.test_decide_api import HERO
-from tests.support.recs_artifacts import fit_als, planted_data, write_recs
+from tests.support.recs_artifacts import fit_als, planted_data, wait_for_recs, write_recs
 from tests.support.redis_server import RedisProcess, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -144,10 +144,7 @@ async def test_a_worker_starting_while_redis_is_down_recommends_from_the_snapsho
         assert (await client.put("/v1/items", headers=ADMIN, json={"items": catalogue})).is_success
         activated = await client.post(f"/v1/models/recs/{version}/activate", headers=ADMIN)
         assert activated.status_code == 200
-        for _ in range(100):
-            if first.state.services.recs.version == version:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for_recs(first, version)
         served = await client.get(
             "/v1/recommendations", headers=SITE, params={"visitor_id": "nobody", "n": 5}
         )
@@ -156,10 +153,7 @@ async def test_a_worker_starting_while_redis_is_down_recommends_from_the_snapsho
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
     second = create_app(make_settings(nowhere, "recsnap", data_dir, **settings))
     async with second.router.lifespan_context(second), client_for(second) as client:
-        for _ in range(100):
-            if second.state.services.recs.version == version:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for_recs(second, version)
         response = await client.get(
             "/v1/recommendations", headers=SITE, params={"visitor_id": "nobody", "n": 5}
         )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from fastapi import FastAPI
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
@@ -20,6 +21,7 @@ from engine.privacy.pseudonym import Pseudonymizer
 from models.artifacts import write_artifact
 from models.interactions import DEFAULT_WEIGHTS
 from models.recommender import WeightingParams, recs_manifest, save_recs, weight_matrix
+from tests.support.waiting import until
 
 CATEGORIES = ("a", "b", "c")
 ITEMS_PER_CATEGORY = 20
@@ -92,3 +94,11 @@ def write_recs(
         train_seconds=0.0,
     )
     return write_artifact(root, "recs", files, manifest)
+
+
+async def wait_for_recs(app: FastAPI, version: str) -> None:
+    """Until the app's worker serves recommender `version` (it polls for it)."""
+    await until(
+        lambda: app.state.services.recs.version == version,
+        failure=f"worker did not load {version}",
+    )

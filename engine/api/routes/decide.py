@@ -7,11 +7,12 @@ from fastapi import APIRouter, Request, Response
 from engine.api.body import json_body, parse_body
 from engine.api.deps import SITE_KEY_SECURITY, site_services
 from engine.api.responses import json_response
+from engine.api.routing import DirectRoute
 from engine.api.schemas.decide import DecideRequest, DecideResponse
 from engine.decisions.decide import Models
 from engine.decisions.serve import decide_for_visitor
 
-router = APIRouter(tags=["decide"])
+router = APIRouter(tags=["decide"], route_class=DirectRoute)
 
 
 @router.post(

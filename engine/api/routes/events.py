@@ -7,11 +7,12 @@ from fastapi import APIRouter, Request, Response
 from engine.api.body import json_body, read_json_object
 from engine.api.deps import SITE_KEY_SECURITY, site_services
 from engine.api.responses import json_response
+from engine.api.routing import DirectRoute
 from engine.api.schemas.events import EventBatch, EventsAccepted
 from engine.errors import InvalidInput, MalformedRequest, PayloadTooLarge, StoreUnavailable
 from engine.events.normalize import validate_batch
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=DirectRoute)
 
 
 @router.post(

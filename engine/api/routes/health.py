@@ -4,8 +4,9 @@ from fastapi import APIRouter, Response
 
 from engine.api.deps import ServicesDep
 from engine.api.responses import json_response
+from engine.api.routing import DirectRoute
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=DirectRoute)
 
 
 @router.get("/healthz", summary="The process is up")

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Request, Response
 from engine.api.body import parse_query, query_params
 from engine.api.deps import SITE_KEY_SECURITY, site_services
 from engine.api.responses import json_response
+from engine.api.routing import DirectRoute
 from engine.api.schemas.recs import (
     RecommendationsOut,
     RecommendationsQuery,
@@ -40,7 +41,7 @@ from engine.services import Services
 from engine.store.profiles import Profile, read_profile
 from models.features import decode_features
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(tags=["recommendations"], route_class=DirectRoute)
 SLOT = "recommendations"  # what the token's slot says, so outcomes attribute to recs
 
 

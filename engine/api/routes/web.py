@@ -7,7 +7,9 @@ from importlib import resources
 
 from fastapi import APIRouter, Response
 
-router = APIRouter(tags=["web"])
+from engine.api.routing import DirectRoute
+
+router = APIRouter(tags=["web"], route_class=DirectRoute)
 
 
 @cache

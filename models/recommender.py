@@ -18,7 +18,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg.lapack import dposv
+from scipy.linalg.lapack import dgesv, dposv, dpotrf, dpotri
 
 from models.artifacts import ArtifactError, folder_manifest
 
@@ -101,6 +101,7 @@ class RecsModel:
     item_length_norm: np.ndarray
     item_index: dict[str, int] = field(default_factory=dict)
     gram: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float64))
+    gram_inverse: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float64))
     item_norms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     user_top: np.ndarray | None = None  # (users, K) rows by score, seen left out, -1 pads
     ann: Any = None  # a models.ann index when loaded with one
@@ -112,6 +113,7 @@ class RecsModel:
         # the visitor: computed once per model, not per request
         regularization = float(self.manifest["params"]["regularization"])
         self.gram = latent.T @ latent + regularization * np.eye(latent.shape[1])
+        self.gram_inverse = _spd_inverse(self.gram)
         norms = np.linalg.norm(self.item_factors, axis=1).astype(np.float32)
         self.item_norms = np.where(norms > 0, norms, 1.0).astype(np.float32)
 
@@ -179,13 +181,17 @@ class RecsModel:
         confidence = _confidence(summed, self.item_length_norm[unique], idf, self.weighting)
         confidence = confidence * float(self.params.get("alpha", 1.0))
         y = latent_factors[unique].astype(np.float64)
-        a = self.gram + y.T @ ((confidence - 1.0)[:, None] * y)
-        b = y.T @ confidence
-        # positive definite whenever lambda > 0 (confidences are >= 0): Cholesky, via
-        # LAPACK directly (numpy's general solve costs half as much again per call)
-        _, x, info = dposv(a, b)
-        if info != 0:
-            x = np.linalg.lstsq(a, b, rcond=None)[0]
+        x = None
+        if 2 * unique.size <= k and self.gram_inverse.size:
+            x = _low_rank_solve(self.gram_inverse, y, confidence)
+        if x is None:
+            a = self.gram + y.T @ ((confidence - 1.0)[:, None] * y)
+            b = y.T @ confidence
+            # positive definite whenever lambda > 0 (confidences are >= 0): Cholesky, via
+            # LAPACK directly (numpy's general solve costs half as much again per call)
+            _, x, info = dposv(a, b)
+            if info != 0:
+                x = np.linalg.lstsq(a, b, rcond=None)[0]
         return self._with_bias(np.asarray(x, dtype=np.float32))
 
     # -- ranking ----------------------------------------------------------------
@@ -208,6 +214,38 @@ class RecsModel:
         if self.manifest["algorithm"] == "bpr":
             return np.append(latent, np.float32(1.0))
         return latent
+
+
+def _spd_inverse(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive definite matrix (empty if it is not one)."""
+    factor, info = dpotrf(matrix, lower=False)
+    if info != 0:
+        return np.zeros((0, 0), np.float64)
+    upper, info = dpotri(factor, lower=False)
+    if info != 0:
+        return np.zeros((0, 0), np.float64)
+    inverse: np.ndarray = np.triu(upper) + np.triu(upper, 1).T
+    return inverse
+
+
+def _low_rank_solve(
+    gram_inverse: np.ndarray, y: np.ndarray, confidence: np.ndarray
+) -> np.ndarray | None:
+    """x = (G + Y'DY)^-1 Y'c for a history of r << k items, D = diag(c - 1), from the
+    model's precomputed G^-1 (Woodbury): with Z = Y G^-1 and M = Z Y',
+    x = Z'(c - (I + DM)^-1 DMc). An r x r solve instead of k x k: a five-item history
+    costs a fraction of the Cholesky. None if I + DM is singular (the caller solves
+    directly)."""
+    z = y @ gram_inverse
+    m = z @ y.T
+    d = confidence - 1.0
+    system = d[:, None] * m
+    system.flat[:: system.shape[0] + 1] += 1.0
+    _, _, t, info = dgesv(system, d * (m @ confidence))
+    if info != 0:
+        return None
+    x: np.ndarray = z.T @ (confidence - t)
+    return x
 
 
 SMALL = 256

@@ -72,13 +72,21 @@ def parse_query(request: Request, model: type[M]) -> M:
 
     FastAPI's per-parameter dependency solving cost more than the recommendation itself
     on the hot path; routes declare the parameters for the docs with `query_params`."""
-    # parse_qsl straight into a dict (the last of a repeated name wins, as in
-    # dict(request.query_params)), without Starlette's multi-dict on the hot path
     raw = request.scope["query_string"].decode("latin-1")
     try:
-        return model.model_validate(dict(parse_qsl(raw, keep_blank_values=True)))
+        return model.model_validate(query_dict(raw))
     except ValidationError as exc:
         raise validation_error(exc) from None
+
+
+def query_dict(raw: str) -> dict[str, str]:
+    """A query string as a dict, the last of a repeated name winning (as in
+    `dict(request.query_params)`), without Starlette's multi-dict on the hot path.
+    Nothing to unescape (the usual `visitor_id=...&n=10`) is split directly, a third
+    of `parse_qsl`'s cost; the result is the same."""
+    if "%" in raw or "+" in raw:
+        return dict(parse_qsl(raw, keep_blank_values=True))
+    return dict(pair.partition("=")[::2] for pair in raw.split("&") if pair)
 
 
 def query_params(model: type[BaseModel]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ def serve(*, host: str, port: int, workers: int) -> None:
             metrics_dir.mkdir(parents=True)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
         uvicorn.run(
-            "engine.app:create_app",
+            "engine.app:create_served_app",
             factory=True,
             host=host,
             port=port,

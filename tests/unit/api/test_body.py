@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field, ValidationError
 
-from engine.api.body import describe_error, validation_error
+from engine.api.body import describe_error, query_dict, validation_error
 from engine.errors import InvalidInput, MalformedRequest
 
 
@@ -68,3 +72,25 @@ def test_details_do_not_echo_the_input() -> None:
 def test_describe_error_is_the_one_line_message() -> None:
     exc = error_for(b'{"order_id": "o"}')
     assert describe_error(exc) == "lines: Field required"
+
+
+QUERY_TEXT = st.text(alphabet="ab=&;_-.%+2F0 ", max_size=30)
+
+
+@given(QUERY_TEXT)
+def test_query_dicts_equal_parse_qsl_last_value_wins(raw: str) -> None:
+    assert query_dict(raw) == dict(parse_qsl(raw, keep_blank_values=True))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("visitor_id=v1&n=10", {"visitor_id": "v1", "n": "10"}),
+        ("n=1&n=2", {"n": "2"}),
+        ("a&&b=", {"a": "", "b": ""}),
+        ("x=a%2Cb+c", {"x": "a,b c"}),
+        ("", {}),
+    ],
+)
+def test_query_dict_examples(raw: str, expected: dict[str, str]) -> None:
+    assert query_dict(raw) == expected

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 from typing import Annotated, Any
 
 import fastapi.routing
@@ -10,7 +11,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
 from engine.api.routing import DirectRoute, mount_flat, takes_only_the_request
-from engine.app import create_app
+from engine.app import create_app, create_served_app
 from engine.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -141,3 +142,14 @@ def test_the_service_matches_its_routes_flat_with_the_hot_ones_direct(
     for route in api_routes:
         if route.path in direct:
             assert isinstance(route, DirectRoute), route.path
+
+
+def test_a_served_worker_freezes_what_it_imported_out_of_the_collector(
+    settings: Settings,
+) -> None:
+    gc.unfreeze()
+    try:
+        create_served_app(settings)
+        assert gc.get_freeze_count() > 10_000  # the libraries' objects, at least
+    finally:
+        gc.unfreeze()  # this test process keeps collecting as before

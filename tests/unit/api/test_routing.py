@@ -13,6 +13,7 @@ from starlette.routing import Mount
 from engine.api.routing import DirectRoute, mount_flat, takes_only_the_request
 from engine.app import create_app, create_served_app
 from engine.settings import Settings
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.anyio
 
@@ -25,8 +26,7 @@ def solver_forbidden(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def get(app: FastAPI, url: str) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with client_for(app) as client:
         return await client.get(url)
 
 

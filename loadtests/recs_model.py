@@ -23,12 +23,14 @@ from engine.keyring import Keyring
 from engine.privacy.pseudonym import Pseudonymizer
 from models.ann import add_index
 from models.artifacts import write_artifact
+from models.fold_in_lists import LIST_LENGTH
 from models.interactions import DEFAULT_WEIGHTS
 from models.recommender import WeightingParams, recs_manifest, save_recs, weight_matrix
 
 GROUPS = 200
 FACTORS = 64
 TOP_K = 100  # as `omotenashi train recs` precomputes by default
+REGULARIZATION = 0.05
 
 
 def item_id(row: int) -> str:
@@ -75,7 +77,7 @@ def build(root: Path, secret: str, items: int, users: int, index: bool) -> Built
     _, length_norm = weight_matrix(matrix, weighting)
     with threadpool_limits(1, "blas"):
         als = AlternatingLeastSquares(
-            factors=FACTORS, regularization=0.05, iterations=8, random_state=0
+            factors=FACTORS, regularization=REGULARIZATION, iterations=8, random_state=0
         )
         als.fit(matrix, show_progress=True)
     pseudonymize = Pseudonymizer(Keyring.from_secret(secret).pseudonyms)
@@ -92,6 +94,9 @@ def build(root: Path, secret: str, items: int, users: int, index: bool) -> Built
             popularity=np.asarray((matrix > 0).sum(axis=0)).ravel(),
             item_length_norm=length_norm,
             top_k=TOP_K,
+            fold_in_lists=LIST_LENGTH,
+            regularization=REGULARIZATION,
+            show_progress=True,
         )
         if index:
             # the manifest is written after the files: the recall goes into it
@@ -100,7 +105,12 @@ def build(root: Path, secret: str, items: int, users: int, index: bool) -> Built
 
     manifest = recs_manifest(
         algorithm="als",
-        params={"factors": FACTORS, "iterations": 8, "regularization": 0.05, "alpha": 1.0},
+        params={
+            "factors": FACTORS,
+            "iterations": 8,
+            "regularization": REGULARIZATION,
+            "alpha": 1.0,
+        },
         weighting=weighting,
         event_weights=DEFAULT_WEIGHTS,
         data={

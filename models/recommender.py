@@ -18,9 +18,10 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg.lapack import dgesv, dposv, dpotrf, dpotri
 
 from models.artifacts import ArtifactError, folder_manifest
+from models.fold_in import FoldIn, gram_matrices, solve
+from models.fold_in_lists import FoldInLists, build_lists, load_lists, save_lists
 
 Algorithm = Literal["als", "bpr"]
 ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
@@ -104,16 +105,17 @@ class RecsModel:
     gram_inverse: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float64))
     item_norms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     user_top: np.ndarray | None = None  # (users, K) rows by score, seen left out, -1 pads
+    fold_in_lists: FoldInLists | None = None  # ALS: exact candidates for fold-in visitors
     ann: Any = None  # a models.ann index when loaded with one
 
     def __post_init__(self) -> None:
         self.item_index = {str(item): row for row, item in enumerate(self.item_ids.tolist())}
-        latent = self._latent(self.item_factors).astype(np.float64)
         # YtY + lambda*I, the part of every fold-in's system that does not depend on
         # the visitor: computed once per model, not per request
         regularization = float(self.manifest["params"]["regularization"])
-        self.gram = latent.T @ latent + regularization * np.eye(latent.shape[1])
-        self.gram_inverse = _spd_inverse(self.gram)
+        self.gram, self.gram_inverse = gram_matrices(
+            self._latent(self.item_factors), regularization
+        )
         norms = np.linalg.norm(self.item_factors, axis=1).astype(np.float32)
         self.item_norms = np.where(norms > 0, norms, 1.0).astype(np.float32)
 
@@ -163,15 +165,19 @@ class RecsModel:
         return np.fromiter((index[i] for i in item_ids if i in index), dtype=np.int64, count=-1)
 
     def fold_in(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """A user factor from interactions, without retraining: the ALS least-squares
-        step for one user, x = (YtY + Yt(Cu - I)Y + lambda*I)^-1 Yt Cu p(u) (Hu, Koren &
-        Volinsky 2008), with the training weighting and alpha applied first: the same
-        as implicit's `recalculate_user`. BPR models reuse it on their latent columns
-        (an approximation: BPR has no closed form) and keep the item-bias column."""
+        """A user factor from interactions, without retraining (`fold_in_terms`)."""
+        return self.fold_in_terms(rows, weights).vector
+
+    def fold_in_terms(self, rows: np.ndarray, weights: np.ndarray) -> FoldIn:
+        """The ALS least-squares step for one user (`models.fold_in`), with the training
+        weighting and alpha applied first: the same factor as implicit's
+        `recalculate_user`. BPR models reuse it on their latent columns (an
+        approximation: BPR has no closed form) and keep the item-bias column."""
         latent_factors = self._latent(self.item_factors)
         k = latent_factors.shape[1]
         if rows.size == 0:
-            return self._with_bias(np.zeros(k, np.float32))
+            empty = np.zeros(0, np.float64)
+            return FoldIn(self._with_bias(np.zeros(k, np.float32)), rows.astype(np.int64), empty)
         if len(set(rows.tolist())) == rows.size:  # the usual case: one weight per item
             unique, summed = rows, weights.astype(np.float64)
         else:
@@ -181,18 +187,8 @@ class RecsModel:
         confidence = _confidence(summed, self.item_length_norm[unique], idf, self.weighting)
         confidence = confidence * float(self.params.get("alpha", 1.0))
         y = latent_factors[unique].astype(np.float64)
-        x = None
-        if 2 * unique.size <= k and self.gram_inverse.size:
-            x = _low_rank_solve(self.gram_inverse, y, confidence)
-        if x is None:
-            a = self.gram + y.T @ ((confidence - 1.0)[:, None] * y)
-            b = y.T @ confidence
-            # positive definite whenever lambda > 0 (confidences are >= 0): Cholesky, via
-            # LAPACK directly (numpy's general solve costs half as much again per call)
-            _, x, info = dposv(a, b)
-            if info != 0:
-                x = np.linalg.lstsq(a, b, rcond=None)[0]
-        return self._with_bias(np.asarray(x, dtype=np.float32))
+        x, coefficients = solve(self.gram, self.gram_inverse, y, confidence)
+        return FoldIn(self._with_bias(np.asarray(x, dtype=np.float32)), unique, coefficients)
 
     # -- ranking ----------------------------------------------------------------
     def scores(self, user_vector: np.ndarray) -> np.ndarray:
@@ -214,38 +210,6 @@ class RecsModel:
         if self.manifest["algorithm"] == "bpr":
             return np.append(latent, np.float32(1.0))
         return latent
-
-
-def _spd_inverse(matrix: np.ndarray) -> np.ndarray:
-    """The inverse of a symmetric positive definite matrix (empty if it is not one)."""
-    factor, info = dpotrf(matrix, lower=False)
-    if info != 0:
-        return np.zeros((0, 0), np.float64)
-    upper, info = dpotri(factor, lower=False)
-    if info != 0:
-        return np.zeros((0, 0), np.float64)
-    inverse: np.ndarray = np.triu(upper) + np.triu(upper, 1).T
-    return inverse
-
-
-def _low_rank_solve(
-    gram_inverse: np.ndarray, y: np.ndarray, confidence: np.ndarray
-) -> np.ndarray | None:
-    """x = (G + Y'DY)^-1 Y'c for a history of r << k items, D = diag(c - 1), from the
-    model's precomputed G^-1 (Woodbury): with Z = Y G^-1 and M = Z Y',
-    x = Z'(c - (I + DM)^-1 DMc). An r x r solve instead of k x k: a five-item history
-    costs a fraction of the Cholesky. None if I + DM is singular (the caller solves
-    directly)."""
-    z = y @ gram_inverse
-    m = z @ y.T
-    d = confidence - 1.0
-    system = d[:, None] * m
-    system.flat[:: system.shape[0] + 1] += 1.0
-    _, _, t, info = dgesv(system, d * (m @ confidence))
-    if info != 0:
-        return None
-    x: np.ndarray = z.T @ (confidence - t)
-    return x
 
 
 SMALL = 256
@@ -325,10 +289,15 @@ def save_recs(
     popularity: np.ndarray,
     item_length_norm: np.ndarray,
     top_k: int = 0,
+    fold_in_lists: int = 0,
+    regularization: float | None = None,
+    show_progress: bool = False,
 ) -> None:
     """Write the arrays of a version folder; users are stored sorted by pid, with their
     factors and training interactions in the same order (lookup by binary search).
-    With `top_k`, each user's best `top_k` unseen items too (`precompute_top`)."""
+    With `top_k`, each user's best `top_k` unseen items too (`precompute_top`); with
+    `fold_in_lists` (ALS only), each item's lists of that length for fold-in visitors
+    (`models.fold_in_lists`, built from the Gram matrix of this `regularization`)."""
     pids = np.asarray(user_pids, dtype=np.bytes_)
     order = np.argsort(pids, kind="stable")
     if np.any(pids[order][1:] == pids[order][:-1]):
@@ -353,6 +322,15 @@ def save_recs(
         )
     for name, array in arrays.items():
         np.save(folder / f"{name}.npy", array, allow_pickle=False)
+    if fold_in_lists > 0:
+        if regularization is None:
+            raise ValueError("fold-in lists need the model's regularization")
+        _, gram_inverse = gram_matrices(arrays["item_factors"], regularization)
+        if gram_inverse.size:  # else (lambda 0, dependent factors) serving ranks without
+            lists = build_lists(
+                arrays["item_factors"], gram_inverse, fold_in_lists, show_progress=show_progress
+            )
+            save_lists(folder, lists)
 
 
 def recs_manifest(
@@ -401,6 +379,9 @@ def load_recs(folder: Path, *, with_index: bool = False, index_ef: int = 0) -> R
         user_top = np.asarray(np.load(folder / "user_top.npy", mmap_mode="r", allow_pickle=False))
         if user_top.ndim != 2 or user_top.shape[0] != n_users:
             raise ArtifactError(f"{folder}: user_top has shape {user_top.shape}")
+    fold_in_lists = load_lists(folder, n_items)
+    if fold_in_lists is not None and manifest["algorithm"] != "als":
+        raise ArtifactError(f"{folder}: fold-in lists bound ALS scores only")
     expected = {
         "item_factors": (n_items,),
         "user_factors": (n_users,),
@@ -425,6 +406,7 @@ def load_recs(folder: Path, *, with_index: bool = False, index_ef: int = 0) -> R
         seen_indices=arrays["seen_indices"],
         item_length_norm=arrays["item_length_norm"],
         user_top=user_top,
+        fold_in_lists=fold_in_lists,
     )
     if with_index:
         from models.ann import EXPANSION_SEARCH, open_index  # serving only

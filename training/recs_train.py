@@ -316,6 +316,8 @@ def save_trained(
     event_weights: Mapping[str, float],
     data: Mapping[str, Any],
     top_k: int = 0,
+    fold_in_lists: int = 0,
+    show_progress: bool = False,
 ) -> str:
     """Write the artifact (`root/recs/<version>/`) and return its version. `data`
     describes the source (path, format, how user ids were made); counts are added."""
@@ -332,6 +334,10 @@ def save_trained(
             popularity=trained.popularity,
             item_length_norm=trained.item_length_norm,
             top_k=top_k,
+            # the lists bound ALS scores only (a BPR score adds an item bias)
+            fold_in_lists=fold_in_lists if params.algorithm == "als" else 0,
+            regularization=params.regularization,
+            show_progress=show_progress,
         )
 
     manifest = recs_manifest(

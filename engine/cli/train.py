@@ -25,6 +25,7 @@ from engine.keyring import Keyring
 from engine.privacy.pseudonym import Pseudonymizer
 from engine.settings import Settings, resolve_settings
 from engine.store.active_models import activate
+from models.fold_in_lists import LIST_LENGTH
 from models.interactions import DEFAULT_WEIGHTS, parse_weights
 from models.recommender import ALGORITHMS, WEIGHTINGS, WeightingParams
 from training.interactions import INTERACTION_FORMATS, load_interactions, pseudonymized
@@ -110,6 +111,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "walk instead of a pass over the catalogue (0: off; costs users x items work)",
     )
     recs.add_argument(
+        "--fold-in-lists",
+        type=int,
+        default=LIST_LENGTH,
+        metavar="K",
+        help="ALS: save each item's K best items by the model's item-to-item score, so a "
+        "visitor folded in from their clicks gets the exact top-n from a few hundred "
+        "candidates instead of a pass over the catalogue (0: off; costs items^2 work)",
+    )
+    recs.add_argument(
         "--eval",
         choices=EVALUATIONS,
         help="hold out each user's latest interaction, fit on the rest, report top-10 metrics",
@@ -168,6 +178,8 @@ def run_recs(args: argparse.Namespace) -> int:
         event_weights=event_weights,
         data=_source(args),
         top_k=max(args.precompute_top, 0),
+        fold_in_lists=max(args.fold_in_lists, 0),
+        show_progress=sys.stderr.isatty(),
     )
     _report(trained, version, settings)
     if args.metrics_json is not None:

@@ -25,6 +25,8 @@ from engine.recs.catalog_view import CatalogView
 from engine.recs.registry import RecsState
 from models.ann import CANDIDATES, search_rows
 from models.features import decode_features
+from models.fold_in import FoldIn
+from models.fold_in_lists import FoldInLists
 from models.interactions import item_weights
 from models.recommender import RecsModel, top_n
 
@@ -149,13 +151,19 @@ def recommend(
         if known:
             rows = np.array([row for row, _ in known], dtype=np.int64)
             values = np.array([weight for _, weight in known], dtype=np.float64)
-            vector, source = model.fold_in(rows, values), "fold_in"
+            folded = model.fold_in_terms(rows, values)
+            vector, source = folded.vector, "fold_in"
+            if model.fold_in_lists is not None:
+                ranked = _rank_listed(
+                    model.fold_in_lists, model, view, folded, category, live_banned, n
+                )
         else:
             source = "popular"
             favourite = visitor.favourite_category() if category is None else None
             if favourite in view.members:
                 category, source = favourite, "popular_in_category"
-        ranked = _rank(model, view, vector, category, live_banned, n)
+        if ranked is None:
+            ranked = _rank(model, view, vector, category, live_banned, n)
     rows, scores = ranked
     item_ids = [str(i) for i in model.item_ids[rows].tolist()]
     score_list: list[float | None] = [float(s) for s in scores.tolist()]
@@ -245,6 +253,37 @@ def _rank_known(
         return None
     best = candidates[:n]
     return best, np.asarray(model.item_factors[best] @ vector, dtype=np.float32)
+
+
+def _rank_listed(
+    lists: FoldInLists,
+    model: RecsModel,
+    view: CatalogView,
+    folded: FoldIn,
+    category: str | None,
+    banned: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A fold-in visitor's top n from their items' lists (`models.fold_in_lists`):
+    exact when the n-th best candidate beats what any unlisted item can score; None
+    otherwise, or when filters left fewer than n candidates (the caller ranks the
+    catalogue)."""
+    candidates = lists.candidates(folded.rows)
+    keep = ~view.blocked[candidates]
+    if category is not None:
+        code = view.categories.get(category)
+        if code is None:
+            return None
+        keep &= view.category_of[candidates] == code
+    if banned.size:
+        keep &= not_in(candidates, banned)
+    candidates = candidates[keep]
+    if candidates.size < n or n <= 0:
+        return None
+    best, scores = top_n(model.item_factors[candidates] @ folded.vector, n)
+    if best.size < n or scores[n - 1] <= lists.bound(folded.rows, folded.coefficients):
+        return None
+    return candidates[best], scores
 
 
 def _first_allowed(order: np.ndarray, banned: np.ndarray, n: int) -> np.ndarray:

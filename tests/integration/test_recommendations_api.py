@@ -13,6 +13,7 @@ import numpy as np
 import orjson
 import pytest
 import redis
+import scipy.sparse as sp
 from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
@@ -20,9 +21,11 @@ from engine.app import create_app
 from engine.decisions.tokens import TokenSigner
 from engine.keyring import Keyring
 from models.ann import add_index
+from models.interactions import DEFAULT_WEIGHTS
 from tests.conftest import ADMIN, SECRET, SITE, client_for, make_settings
 from tests.support.recs_artifacts import (
     ITEMS_PER_CATEGORY,
+    REGULARIZATION,
     PlantedData,
     fit_als,
     planted_data,
@@ -70,8 +73,9 @@ async def live(
     models: tuple[Any, Any],
 ) -> tuple[Any, str]:
     model = models[0]
-    # a short precomputed list: filters that empty it send requests down the full path
-    version = write_recs(artifacts, data, model, SECRET, top_k=10)
+    # short precomputed lists: filters that empty them, and fold-in visitors the lists
+    # do not certify, send requests down the full path
+    version = write_recs(artifacts, data, model, SECRET, top_k=10, fold_in_lists=10)
     catalogue = [
         {"item_id": item, "category": data.category_of(item), "price": 1.0}
         for item in data.item_ids
@@ -146,6 +150,35 @@ async def test_a_new_visitors_clicks_fold_in_at_once(
     ids = [i["item_id"] for i in warm["items"]]
     assert not set(ids) & set(clicked)  # what they clicked is not offered again
     assert sum(data.category_of(i) == "c" for i in ids) >= 4  # the planted taste shows
+
+
+async def test_a_new_visitor_gets_what_implicit_recommends_after_recalculating_them(
+    client: httpx.AsyncClient, live: tuple[Any, str], data: PlantedData
+) -> None:
+    model, _ = live
+    assert model.regularization == REGULARIZATION
+    rng = np.random.default_rng(8)
+    for visitor in range(12):
+        rows = rng.choice(len(data.item_ids), size=int(rng.integers(1, 6)), replace=False)
+        await post_events(
+            client,
+            [
+                {"type": "click", "visitor_id": f"new-{visitor}", "item_id": data.item_ids[r]}
+                for r in rows
+            ],
+        )
+        body = (await recs(client, visitor_id=f"new-{visitor}", n=5)).json()
+        assert body["source"] == "fold_in"
+        clicks = sp.csr_matrix(
+            (np.full(rows.size, DEFAULT_WEIGHTS["click"], np.float32), ([0] * rows.size, rows)),
+            shape=(1, len(data.item_ids)),
+        )
+        with threadpool_limits(1, "blas"):
+            ids, scores = model.recommend(
+                0, clicks, N=5, recalculate_user=True, filter_already_liked_items=True
+            )
+        assert [i["item_id"] for i in body["items"]] == [data.item_ids[i] for i in ids]
+        np.testing.assert_allclose([i["score"] for i in body["items"]], scores, rtol=2e-3)
 
 
 async def test_without_history_popular_items_then_popular_in_the_favourite_category(

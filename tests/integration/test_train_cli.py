@@ -18,6 +18,7 @@ from engine.keyring import Keyring
 from engine.privacy.pseudonym import Pseudonymizer
 from engine.store.keys import Keys
 from models.artifacts import list_versions
+from models.fold_in_lists import LIST_LENGTH
 from models.recommender import load_recs
 from tests.conftest import SECRET
 
@@ -96,6 +97,15 @@ def test_train_recs_writes_metrics_artifact_and_activates(
     assert model.manifest["metrics"]["model"] == metrics["model"]
     assert model.manifest["data"]["format"] == "movielens"
     assert model.manifest["data"]["users"] == len(raw_users)
+    # lists for fold-in visitors (64 by default: all 30 items here), by the item-to-item
+    # score of the model's own Gram matrix
+    assert model.fold_in_lists is not None
+    length = min(LIST_LENGTH, model.n_items)
+    assert model.fold_in_lists.rows.shape == (model.n_items, length)
+    item = model.item_factors[0].astype(np.float64)
+    scores = (item @ model.gram_inverse) @ model.item_factors.T.astype(np.float64)
+    best = np.sort(scores)[::-1][:length]
+    np.testing.assert_allclose(scores[model.fold_in_lists.rows[0]], best, rtol=1e-4, atol=1e-6)
 
 
 def test_bpr_from_csv_without_eval_or_activation(
@@ -110,6 +120,8 @@ def test_bpr_from_csv_without_eval_or_activation(
     assert manifest["params"]["learning_rate"] == 0.01
     assert manifest["metrics"] == {}
     assert not redis_sync.exists(Keys(key_prefix).active_models)
+    # a BPR score adds an item bias the fold-in lists cannot bound: none are written
+    assert load_recs(cli_env / "recs" / manifest["version"]).fold_in_lists is None
 
 
 def test_archive_profiles_are_pids_already_and_stay_as_they_are(

@@ -26,6 +26,7 @@ from tests.support.waiting import until
 CATEGORIES = ("a", "b", "c")
 ITEMS_PER_CATEGORY = 20
 N_USERS = 90
+REGULARIZATION = 0.05
 
 
 @dataclass(frozen=True)
@@ -56,17 +57,27 @@ def planted_data(seed: int = 11) -> PlantedData:
 def fit_als(data: PlantedData, *, factors: int = 8, seed: int = 1) -> AlternatingLeastSquares:
     with threadpool_limits(1, "blas"):  # implicit warns (an error in tests) otherwise
         model = AlternatingLeastSquares(
-            factors=factors, regularization=0.05, alpha=1.0, iterations=8, random_state=seed
+            factors=factors,
+            regularization=REGULARIZATION,
+            alpha=1.0,
+            iterations=8,
+            random_state=seed,
         )
         model.fit(data.user_items, show_progress=False)
     return model
 
 
 def write_recs(
-    root: Path, data: PlantedData, model: AlternatingLeastSquares, secret: str, top_k: int = 0
+    root: Path,
+    data: PlantedData,
+    model: AlternatingLeastSquares,
+    secret: str,
+    top_k: int = 0,
+    fold_in_lists: int = 0,
 ) -> str:
     """An artifact as training writes it (with `top_k`, each user's best items
-    precomputed); returns the version."""
+    precomputed; with `fold_in_lists`, each item's lists for fold-in); returns the
+    version."""
     pseudonymize = Pseudonymizer(Keyring.from_secret(secret).pseudonyms)
     weighting = WeightingParams("none")
     _, length_norm = weight_matrix(data.user_items, weighting)
@@ -82,11 +93,13 @@ def write_recs(
             popularity=np.asarray((data.user_items > 0).sum(axis=0)).ravel(),
             item_length_norm=length_norm,
             top_k=top_k,
+            fold_in_lists=fold_in_lists,
+            regularization=REGULARIZATION,
         )
 
     manifest = recs_manifest(
         algorithm="als",
-        params={"factors": model.factors, "regularization": 0.05, "alpha": 1.0},
+        params={"factors": model.factors, "regularization": REGULARIZATION, "alpha": 1.0},
         weighting=weighting,
         event_weights=DEFAULT_WEIGHTS,
         data={"users": N_USERS, "items": len(data.item_ids)},

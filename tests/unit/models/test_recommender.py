@@ -10,15 +10,12 @@ import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from implicit.nearest_neighbours import bm25_weight, tfidf_weight
-from scipy.linalg.lapack import dposv
 from threadpoolctl import threadpool_limits
 
 from models.artifacts import ArtifactError, write_artifact
 from models.recommender import (
     RecsModel,
     WeightingParams,
-    _low_rank_solve,
-    _spd_inverse,
     load_recs,
     precompute_top,
     recs_manifest,
@@ -102,21 +99,6 @@ def test_fold_in_equals_implicits_recalculate_user(tmp_path: Path, kind: str, fa
         ours = model.fold_in(row.indices.astype(np.int64), row.data.astype(np.float64))
         theirs = als.recalculate_user(user, weighted[user])
         np.testing.assert_allclose(ours, theirs, rtol=2e-3, atol=2e-4)
-
-
-@pytest.mark.parametrize("r", [1, 2, 5, 16, 32])
-def test_the_low_rank_solve_equals_the_direct_one(r: int) -> None:
-    rng = np.random.default_rng(r)
-    k = 64
-    factors = rng.normal(size=(500, k)) * rng.gamma(1.0, 1.0, size=(500, 1))  # uneven norms
-    gram = factors.T @ factors + 0.05 * np.eye(k)
-    y = factors[rng.choice(500, r, replace=False)]
-    confidence = rng.choice([0.0, 1.0, 2.5, 40.0], size=r)  # 1.0: a zero in D
-    _, direct, info = dposv(gram + y.T @ ((confidence - 1.0)[:, None] * y), y.T @ confidence)
-    assert info == 0
-    low_rank = _low_rank_solve(_spd_inverse(gram), y, confidence)
-    assert low_rank is not None
-    np.testing.assert_allclose(low_rank, direct, rtol=1e-9, atol=1e-12)
 
 
 def test_fold_in_sums_repeated_items_before_weighting(tmp_path: Path) -> None:

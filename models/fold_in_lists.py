@@ -43,7 +43,7 @@ class FoldInLists:
 
     @property
     def complete(self) -> bool:
-        return self.rows.shape[1] >= self.rows.shape[0]
+        return bool(self.rows.shape[1] >= self.rows.shape[0])
 
     def candidates(self, rows: np.ndarray) -> np.ndarray:
         """The union of these items' lists, ascending, each row once."""

@@ -3,14 +3,21 @@
 A folded-in visitor's factor is x = G^-1 Y'w (`models.fold_in`), so their score for
 item j is sum_i w_i s(i, j) over their items i, with s(i, j) = y_i'G^-1 y_j: the
 model's own item-to-item score. Training keeps, for every item, its K best items by
-s (its list) and the highest and lowest s(i, .) of the items left off it. A visitor's
-candidates are the union of their items' lists, and no item outside the union can
-score more than sum_i w_i * (ceiling_i if w_i > 0 else floor_i) (Fagin's threshold
-argument). When the n-th best candidate scores above that bound, the candidates' top n
-is the catalogue's top n, exactly; when it does not (on the load-test model 0.1% of
-five-click visitors at K = 64), the caller ranks another way. A visitor's candidates
-are a few hundred rows, found with a handful of memory reads, where an HNSW search
-visits thousands of nodes scattered over a graph larger than the CPU cache.
+s with their scores (its list), and the highest and lowest s(i, .) of the items left
+off it (ceiling and floor). Then, without reading any item factor (Fagin's threshold
+and no-random-access arguments):
+
+- an item in none of the visitor's lists scores at most the sum of w_i * ceiling_i
+  (w_i > 0) or w_i * floor_i (w_i < 0): the outside bound;
+- an item in some of them scores at most the outside bound plus, for each list it is
+  on, w_i * s(i, j) minus that list's term: its upper bound.
+
+Only candidates whose upper bound reaches the best scores found are scored exactly
+(about 20 of some 300 on the load-test model), and when the n-th best beats the
+outside bound the result is the catalogue's exact top n; when it does not (0.1% of
+five-click visitors there, at K = 64), the caller ranks another way. A visitor costs
+a few list rows and a few dozen factor rows, where an HNSW search visits thousands of
+nodes scattered over a graph larger than the CPU cache.
 
 ALS only: a BPR score adds an item bias the lists do not bound.
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -27,17 +35,33 @@ from tqdm import tqdm
 from models.artifacts import ArtifactError
 
 LISTS_FILE = "fold_in_lists.npy"
+SCORES_FILE = "fold_in_scores.npy"
 BOUNDS_FILE = "fold_in_bounds.npy"
 LIST_LENGTH = 64  # 99.9% of five-click visitors certified on the load-test model (32: 85%)
 CHUNK_CELLS = 1 << 24  # scores computed per block while building: 64 MB of float32
-SLACK = 1e-4  # of the bound's terms: float32 rounding must not certify a wrong list
+SLACK = 1e-4  # of the scores' scale: float32 rounding must not prune or certify wrongly
+FIRST_BATCH = 32  # candidates scored exactly before the rest are pruned (at least 4n)
+
+
+class Candidates(NamedTuple):
+    """A visitor's candidates (ascending rows) and the most each, or any other item,
+    can score; `margin` covers the rounding of scores computed two ways."""
+
+    rows: np.ndarray
+    upper: np.ndarray
+    outside: float
+    margin: float
+
+    def subset(self, keep: np.ndarray) -> Candidates:
+        return Candidates(self.rows[keep], self.upper[keep], self.outside, self.margin)
 
 
 @dataclass(frozen=True, slots=True)
 class FoldInLists:
-    """Each item's best items by s(i, .), and bounds on the scores of the rest."""
+    """Each item's best items by s(i, .) with their scores, and bounds on the rest."""
 
     rows: np.ndarray  # (items, K) int32, best first (ties by lower row)
+    scores: np.ndarray  # (items, K) float32: s(i, rows[i])
     ceiling: np.ndarray  # (items,) float32: the highest s(i, j) of an unlisted j
     floor: np.ndarray  # (items,) float32: the lowest (-inf/+inf when all are listed)
 
@@ -45,26 +69,65 @@ class FoldInLists:
     def complete(self) -> bool:
         return bool(self.rows.shape[1] >= self.rows.shape[0])
 
-    def candidates(self, rows: np.ndarray) -> np.ndarray:
-        """The union of these items' lists, ascending, each row once."""
-        listed = np.sort(self.rows[rows], axis=None)
-        if listed.size == 0:
-            return listed.astype(np.int64)
-        first = np.empty(listed.size, dtype=bool)
-        first[0] = True
-        np.not_equal(listed[1:], listed[:-1], out=first[1:])
-        union: np.ndarray = listed[first].astype(np.int64)
-        return union
-
-    def bound(self, rows: np.ndarray, coefficients: np.ndarray) -> float:
-        """The most any item outside `candidates(rows)` can score for the visitor whose
-        factor is G^-1 Y[rows]'w, w = `coefficients`, with a margin for rounding."""
-        if self.complete:
-            return -np.inf
+    def candidates(self, rows: np.ndarray, coefficients: np.ndarray) -> Candidates:
+        """The union of the lists of `rows`, with bounds for the visitor whose factor
+        is G^-1 Y[rows]'w, w = `coefficients`."""
         w = np.asarray(coefficients, dtype=np.float64)
-        limit = np.where(w > 0, self.ceiling[rows], self.floor[rows]).astype(np.float64)
-        terms = w * limit
-        return float(terms.sum() + SLACK * np.abs(terms).sum())
+        listed, scores = self.rows[rows], self.scores[rows]
+        if self.complete:  # every item is on every list: its bound is its score
+            limit, base, outside = np.zeros(w.size), 0.0, -np.inf
+            scale = np.maximum(np.abs(scores[:, 0]), np.abs(scores[:, -1]))
+        else:
+            limit = w * np.where(w > 0, self.ceiling[rows], self.floor[rows])
+            base = outside = float(limit.sum())
+            scale = np.maximum(np.abs(scores[:, 0]), np.abs(self.floor[rows]))
+        gains = (w[:, None] * scores - limit[:, None]).ravel()
+        order = np.argsort(listed, axis=None, kind="stable")
+        flat = listed.ravel()[order]
+        first = np.empty(flat.size, dtype=bool)
+        first[:1] = True
+        np.not_equal(flat[1:], flat[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        upper = np.add.reduceat(gains[order], starts) + base if starts.size else gains[:0]
+        margin = SLACK * float(np.abs(w) @ scale)
+        return Candidates(flat[starts].astype(np.int64), upper, outside, margin)
+
+
+def exact_top(
+    found: Candidates, item_factors: np.ndarray, vector: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The top `n` of the catalogue among `found` (best first, ties by lower row),
+    scoring exactly only candidates whose upper bound reaches the n-th best score;
+    None when fewer than n are left or an item outside them might score as much."""
+    size = found.rows.size
+    if n <= 0 or size < n:
+        return None
+    first = max(FIRST_BATCH, 4 * n)
+    if size > first:
+        ranked = np.argpartition(-found.upper, first - 1)
+        picked, rest = np.sort(ranked[:first]), ranked[first:]
+        best, scores = _top(found.rows[picked], item_factors, vector, n)
+        # candidates not scored yet that might still make the top n
+        reach = rest[found.upper[rest] + found.margin >= scores[n - 1]]
+        if reach.size:
+            picked = np.sort(np.concatenate([picked, reach]))
+            best, scores = _top(found.rows[picked], item_factors, vector, n)
+        rows = found.rows[picked]
+    else:
+        rows = found.rows
+        best, scores = _top(rows, item_factors, vector, n)
+    if scores[n - 1] <= found.outside + found.margin:
+        return None
+    return rows[best], scores
+
+
+def _top(
+    rows: np.ndarray, item_factors: np.ndarray, vector: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in `rows` (ascending) of the best n by exact score, ties by lower row."""
+    scores = item_factors[rows] @ vector
+    best = np.argsort(-scores, kind="stable")[:n]
+    return best, scores[best].astype(np.float32)
 
 
 def build_lists(
@@ -82,6 +145,7 @@ def build_lists(
     length = min(length, n)
     left = np.ascontiguousarray(np.asarray(latent, np.float64) @ gram_inverse, dtype=np.float32)
     rows = np.empty((n, length), dtype=np.int32)
+    listed_scores = np.empty((n, length), dtype=np.float32)
     ceiling = np.full(n, -np.inf, dtype=np.float32)
     floor = np.full(n, np.inf, dtype=np.float32)
     chunk = max(1, CHUNK_CELLS // max(n, 1))
@@ -95,10 +159,13 @@ def build_lists(
             parted = np.partition(scores, n - length - 1, axis=1)
             ceiling[start:stop] = parted[:, n - length - 1]
             floor[start:stop] = parted[:, : n - length].min(axis=1)
-            rows[start:stop] = _best(scores, parted[:, n - length :].min(axis=1), length)
+            cut = parted[:, n - length :].min(axis=1)
         else:
-            rows[start:stop] = _best(scores, scores.min(axis=1), length)
-    return FoldInLists(rows, ceiling, floor)
+            cut = scores.min(axis=1)
+        best = _best(scores, cut, length)
+        rows[start:stop] = best
+        listed_scores[start:stop] = np.take_along_axis(scores, best, axis=1)
+    return FoldInLists(rows, listed_scores, ceiling, floor)
 
 
 def _best(scores: np.ndarray, cut: np.ndarray, length: int) -> np.ndarray:
@@ -114,7 +181,8 @@ def _best(scores: np.ndarray, cut: np.ndarray, length: int) -> np.ndarray:
 
 def save_lists(folder: Path, lists: FoldInLists) -> None:
     bounds = np.stack([lists.ceiling, lists.floor], axis=1).astype(np.float32)
-    for name, array in ((LISTS_FILE, lists.rows), (BOUNDS_FILE, bounds)):
+    files = ((LISTS_FILE, lists.rows), (SCORES_FILE, lists.scores), (BOUNDS_FILE, bounds))
+    for name, array in files:
         staging = folder / f".{name}.tmp"
         with staging.open("wb") as out:
             np.save(out, array, allow_pickle=False)
@@ -126,18 +194,23 @@ def load_lists(folder: Path, n_items: int) -> FoldInLists | None:
     if not (folder / LISTS_FILE).is_file():
         return None
     try:
-        rows = np.asarray(np.load(folder / LISTS_FILE, mmap_mode="r", allow_pickle=False))
-        bounds = np.asarray(np.load(folder / BOUNDS_FILE, mmap_mode="r", allow_pickle=False))
+        rows, scores, bounds = (
+            np.asarray(np.load(folder / name, mmap_mode="r", allow_pickle=False))
+            for name in (LISTS_FILE, SCORES_FILE, BOUNDS_FILE)
+        )
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{folder}: fold-in lists: {exc}") from exc
     if (
         rows.ndim != 2
         or rows.shape[0] != n_items
         or rows.dtype != np.int32
+        or scores.shape != rows.shape
+        or scores.dtype != np.float32
         or bounds.shape != (n_items, 2)
     ):
         raise ArtifactError(
-            f"{folder}: fold-in lists of shape {rows.shape} and bounds {bounds.shape} "
-            f"do not match {n_items} items"
+            f"{folder}: fold-in lists of shape {rows.shape}, scores {scores.shape} and "
+            f"bounds {bounds.shape} do not match {n_items} items"
         )
-    return FoldInLists(rows, np.ascontiguousarray(bounds[:, 0]), np.ascontiguousarray(bounds[:, 1]))
+    ceiling, floor = (np.ascontiguousarray(bounds[:, i]) for i in (0, 1))
+    return FoldInLists(rows, scores, ceiling, floor)

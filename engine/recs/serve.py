@@ -26,7 +26,7 @@ from engine.recs.registry import RecsState
 from models.ann import CANDIDATES, search_rows
 from models.features import decode_features
 from models.fold_in import FoldIn
-from models.fold_in_lists import FoldInLists
+from models.fold_in_lists import FoldInLists, exact_top
 from models.interactions import item_weights
 from models.recommender import RecsModel, top_n
 
@@ -264,26 +264,19 @@ def _rank_listed(
     banned: np.ndarray,
     n: int,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """A fold-in visitor's top n from their items' lists (`models.fold_in_lists`):
-    exact when the n-th best candidate beats what any unlisted item can score; None
-    otherwise, or when filters left fewer than n candidates (the caller ranks the
-    catalogue)."""
-    candidates = lists.candidates(folded.rows)
-    keep = ~view.blocked[candidates]
+    """A fold-in visitor's exact top n from their items' lists (`models.fold_in_lists`);
+    None when the lists cannot vouch for it or filters left fewer than n candidates
+    (the caller ranks the catalogue)."""
+    found = lists.candidates(folded.rows, folded.coefficients)
+    keep = ~view.blocked[found.rows]
     if category is not None:
         code = view.categories.get(category)
         if code is None:
             return None
-        keep &= view.category_of[candidates] == code
+        keep &= view.category_of[found.rows] == code
     if banned.size:
-        keep &= not_in(candidates, banned)
-    candidates = candidates[keep]
-    if candidates.size < n or n <= 0:
-        return None
-    best, scores = top_n(model.item_factors[candidates] @ folded.vector, n)
-    if best.size < n or scores[n - 1] <= lists.bound(folded.rows, folded.coefficients):
-        return None
-    return candidates[best], scores
+        keep &= not_in(found.rows, banned)
+    return exact_top(found.subset(keep), model.item_factors, folded.vector, n)
 
 
 def _first_allowed(order: np.ndarray, banned: np.ndarray, n: int) -> np.ndarray:

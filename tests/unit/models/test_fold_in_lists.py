@@ -1,5 +1,6 @@
-"""The fold-in lists hold each item's best items by y_i'G^-1 y_j, and their bound is
-never beaten by an item outside a visitor's candidates: checked by brute force."""
+"""The fold-in lists hold each item's best items by y_i'G^-1 y_j; no item scores above
+its upper bound or, outside a visitor's candidates, above the outside bound; and the
+pruned exact top n is the brute-force top n: all checked by brute force."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from models.artifacts import ArtifactError
 from models.fold_in import gram_matrices, solve
 from models.fold_in_lists import (
     BOUNDS_FILE,
+    SCORES_FILE,
+    Candidates,
     FoldInLists,
     build_lists,
+    exact_top,
     load_lists,
     save_lists,
 )
@@ -49,6 +53,7 @@ def test_each_list_is_its_items_best_by_the_item_to_item_score(length: int) -> N
         # the best scores, best first (float32 against float64: to a tolerance)
         best = np.sort(s[i])[::-1][:kept]
         np.testing.assert_allclose(s[i, listed], best, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(lists.scores[i], s[i, listed], rtol=1e-4, atol=1e-6)
         assert len(set(listed.tolist())) == kept
         rest = np.setdiff1d(np.arange(ITEMS), listed)
         if rest.size:
@@ -63,38 +68,81 @@ def test_each_list_is_its_items_best_by_the_item_to_item_score(length: int) -> N
 @given(
     history=st.lists(st.integers(0, ITEMS - 1), min_size=1, max_size=12, unique=True),
     confidence=st.lists(st.sampled_from([0.0, 1.0, 2.0, 7.5, 40.0]), min_size=12, max_size=12),
-    length=st.sampled_from([2, 6, 20]),
+    length=st.sampled_from([2, 6, 20, ITEMS]),
+    n=st.integers(1, 15),
+    dropped=st.lists(st.integers(0, ITEMS - 1), max_size=20),
 )
-def test_no_item_outside_the_candidates_scores_above_the_bound(
-    history: list[int], confidence: list[float], length: int
+def test_bounds_hold_and_the_pruned_top_n_is_the_exact_one(
+    history: list[int], confidence: list[float], length: int, n: int, dropped: list[int]
 ) -> None:
     y = factors(1)
     gram, inverse = gram_matrices(y, 0.1)
     lists = build_lists(y, inverse, length)
     rows = np.array(history, dtype=np.int64)
     x, w = solve(gram, inverse, y[rows].astype(np.float64), np.array(confidence[: rows.size]))
-    scores = y.astype(np.float64) @ x
-    outside = np.setdiff1d(np.arange(ITEMS), lists.candidates(rows))
-    assert np.array_equal(lists.candidates(rows), np.unique(lists.rows[rows]))
+    vector = x.astype(np.float32)
+    scores = y @ vector
+    found = lists.candidates(rows, w)
+    assert np.array_equal(found.rows, np.unique(lists.rows[rows]))
+    assert np.all(scores[found.rows] <= found.upper + found.margin)
+    # each upper bound, term by term: the listed score where the item is on a list,
+    # the list's ceiling (or floor, for a negative weight) where it is not
+    s = item_scores(y)
+    for j, upper in zip(found.rows.tolist(), found.upper.tolist(), strict=True):
+        expected = 0.0
+        for i, weight in zip(rows.tolist(), w.tolist(), strict=True):
+            if j in lists.rows[i]:
+                expected += weight * s[i, j]
+            else:
+                expected += weight * (lists.ceiling[i] if weight > 0 else lists.floor[i])
+        assert upper == pytest.approx(expected, rel=1e-4, abs=1e-4)
+    outside = np.setdiff1d(np.arange(ITEMS), found.rows)
     if outside.size:
-        assert scores[outside].max() <= lists.bound(rows, w)
+        assert scores[outside].max() <= found.outside + found.margin
+    # filters drop some candidates; what is left is ranked, pruned, exactly
+    keep = ~np.isin(found.rows, dropped)
+    got = exact_top(found.subset(keep), y, vector, n)
+    if got is None:
+        return
+    allowed = np.setdiff1d(np.arange(ITEMS), np.intersect1d(found.rows[~keep], dropped))
+    expected = allowed[np.lexsort((allowed, -scores[allowed]))][:n]
+    assert got[0].tolist() == expected.tolist()
+    np.testing.assert_allclose(got[1], scores[expected], rtol=1e-6)
 
 
-def test_the_bound_is_tight_enough_to_certify_most_short_histories() -> None:
-    # on a model with the structure real ones have, a list of a third of the catalogue
-    # certifies nearly every 3-item visitor; a useless bound (say +inf) certifies none
+def test_the_bounds_are_tight_enough_to_vouch_for_most_short_histories() -> None:
+    # on a model with the structure real ones have, lists of a third of the catalogue
+    # vouch for nearly every 3-item visitor's top 10 and prune most candidates;
+    # loose bounds (say +inf) would vouch for none and score every candidate
     y = factors(2)
     gram, inverse = gram_matrices(y, 0.1)
     lists = build_lists(y, inverse, ITEMS // 3)
     rng = np.random.default_rng(3)
-    certified = 0
+    vouched, reached = 0, []
     for _ in range(200):
         rows = rng.choice(ITEMS, 3, replace=False)
         x, w = solve(gram, inverse, y[rows].astype(np.float64), np.full(3, 5.0))
-        candidates = lists.candidates(rows)
-        tenth = np.sort(y[candidates] @ x.astype(np.float32))[-10]
-        certified += tenth > lists.bound(rows, w)
-    assert certified >= 100
+        found = lists.candidates(rows, w)
+        got = exact_top(found, y, x.astype(np.float32), 10)
+        vouched += got is not None
+        tenth = np.sort(y[found.rows] @ x.astype(np.float32))[-10]
+        reached.append(np.count_nonzero(found.upper + found.margin >= tenth) / found.rows.size)
+    assert vouched >= 100
+    assert np.mean(reached) < 0.5
+
+
+def test_loose_upper_bounds_only_cost_work_never_the_answer() -> None:
+    # bounds that say nothing (every candidate might be best) make the first batch of
+    # candidates scored insufficient: the rest must be scored too, not skipped
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(300, 4)).astype(np.float32)
+    vector = rng.normal(size=4).astype(np.float32)
+    found = Candidates(np.arange(300), np.full(300, 1e9), -1e9, 0.0)
+    got = exact_top(found, y, vector, 5)
+    assert got is not None
+    assert got[0].tolist() == np.argsort(-(y @ vector), kind="stable")[:5].tolist()
+    # and an outside bound above the fifth score vouches for nothing
+    assert exact_top(found._replace(outside=1e9), y, vector, 5) is None
 
 
 def test_lists_round_trip_and_a_mismatch_is_refused(tmp_path: Path) -> None:
@@ -104,11 +152,15 @@ def test_lists_round_trip_and_a_mismatch_is_refused(tmp_path: Path) -> None:
     loaded = load_lists(tmp_path, ITEMS)
     assert isinstance(loaded, FoldInLists)
     assert np.array_equal(loaded.rows, lists.rows)
+    assert np.array_equal(loaded.scores, lists.scores)
     assert np.array_equal(loaded.ceiling, lists.ceiling)
     assert np.array_equal(loaded.floor, lists.floor)
     assert load_lists(tmp_path / "missing", ITEMS) is None
     with pytest.raises(ArtifactError, match="do not match 121 items"):
         load_lists(tmp_path, ITEMS + 1)
+    np.save(tmp_path / SCORES_FILE, lists.scores[:, :3])
+    with pytest.raises(ArtifactError, match="scores"):
+        load_lists(tmp_path, ITEMS)
     (tmp_path / BOUNDS_FILE).write_bytes(b"not numpy")
     with pytest.raises(ArtifactError, match="fold-in lists"):
         load_lists(tmp_path, ITEMS)

@@ -1,5 +1,5 @@
 """The load-test recommender: a loadable artifact whose trained visitors the server
-finds, with an index that recalls the exact top ten."""
+finds, with an index that recalls the exact top ten and lists for fold-in visitors."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from loadtests.__main__ import main
 from loadtests.recs_model import build, synthetic_interactions, trained_visitor
 from loadtests.targets import Keys, recs_requests
 from models.artifacts import list_versions
+from models.fold_in_lists import LIST_LENGTH
 from models.recommender import load_recs
 
 SECRET = "s" * 40
@@ -40,6 +41,9 @@ def test_build_writes_a_model_with_an_index_and_pseudonymized_visitors(tmp_path:
     (manifest,) = list_versions(tmp_path, "recs")
     assert manifest["data"]["source"].startswith("synthetic")
     assert manifest["metrics"]["ann_recall@10"] == pytest.approx(built.recall_at_10, abs=1e-4)
+    # fold-in visitors are ranked from the lists, as after `omotenashi train recs`
+    assert model.fold_in_lists is not None
+    assert model.fold_in_lists.rows.shape == (1500, LIST_LENGTH)
 
 
 def test_recommendation_requests_mix_trained_folding_in_and_cold_visitors() -> None:

@@ -38,6 +38,10 @@ Source = Literal["trained", "fold_in", "popular", "popular_in_category"]
 Policy = Literal["model", "holdout", "fallback", "no_consent"]
 
 
+NO_ROWS = np.zeros(0, dtype=np.int64)
+NO_ROWS.flags.writeable = False
+
+
 class Recommendations(NamedTuple):
     item_ids: list[str]
     scores: list[float | None]  # None: a catalogue item newer than the model (a filler)
@@ -130,7 +134,8 @@ def recommend(
     model, view = state.model, state.catalog
     seen = [item for kind, item in visitor.interactions if kind in exclude_types]
     banned_ids = {*exclude, *seen}
-    live_banned = model.rows_of(list(banned_ids))
+    # most visitors ban nothing live: then no array is built for it
+    live_banned = model.rows_of(list(banned_ids)) if banned_ids else NO_ROWS
     user_row = model.user_row(visitor.profile_pid)
     ranked: tuple[np.ndarray, np.ndarray] | None = None
     source: Source
@@ -238,8 +243,8 @@ def _rank_known(
     catalogue may hold more: the general path answers)."""
     assert model.user_top is not None
     listed = model.user_top[user_row]
-    complete = listed[-1] < 0  # padded: every unseen item is in the list
-    candidates = listed[listed >= 0].astype(np.int64)
+    complete = bool(listed[-1] < 0)  # padded: every unseen item is in the list
+    candidates = listed[listed >= 0] if complete else listed
     keep = ~view.blocked[candidates]
     if category is not None:
         code = view.categories.get(category)

@@ -72,17 +72,15 @@ def low_rank_solve(
     gram_inverse: np.ndarray, y: np.ndarray, confidence: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The solve for a history of r << k items from the model's precomputed G^-1
-    (Woodbury): with Z = Y G^-1 and M = Z Y', x = Z'(c - (I + DM)^-1 DMc). An r x r
-    solve instead of k x k: a five-item history costs a fraction of the Cholesky.
+    (Woodbury): with Z = Y G^-1 and M = Z Y', x = Z'(c - (I + DM)^-1 DMc), and since
+    (I + DM)^-1 DM = I - (I + DM)^-1, the coefficients are w = (I + DM)^-1 c: one r x r
+    solve instead of k x k, a five-item history for a fraction of the Cholesky.
     None if I + DM is singular (the caller solves directly)."""
     z = y @ gram_inverse
-    m = z @ y.T
-    d = confidence - 1.0
-    system = d[:, None] * m
+    system = (confidence - 1.0)[:, None] * (z @ y.T)
     system.flat[:: system.shape[0] + 1] += 1.0
-    _, _, t, info = dgesv(system, d * (m @ confidence))
+    _, _, coefficients, info = dgesv(system, confidence)
     if info != 0:
         return None
-    coefficients: np.ndarray = confidence - t
     x: np.ndarray = z.T @ coefficients
     return x, coefficients

@@ -24,8 +24,9 @@ ALS only: a BPR score adds an item bias the lists do not bound.
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -44,16 +45,23 @@ FIRST_BATCH = 32  # candidates scored exactly before the rest are pruned (at lea
 
 
 class Candidates(NamedTuple):
-    """A visitor's candidates (ascending rows) and the most each, or any other item,
-    can score; `margin` covers the rounding of scores computed two ways."""
+    """A visitor's candidates and what bounds their scores: candidate i scores at most
+    `base + gains[i]`, an item outside them at most `outside`; `margin` covers the
+    rounding of scores computed two ways."""
 
     rows: np.ndarray
-    upper: np.ndarray
+    gains: np.ndarray
+    base: float
     outside: float
     margin: float
 
+    @property
+    def upper(self) -> np.ndarray:
+        bound: np.ndarray = self.gains + self.base
+        return bound
+
     def subset(self, keep: np.ndarray) -> Candidates:
-        return Candidates(self.rows[keep], self.upper[keep], self.outside, self.margin)
+        return self._replace(rows=self.rows[keep], gains=self.gains[keep])
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,14 @@ class FoldInLists:
     scores: np.ndarray  # (items, K) float32: s(i, rows[i])
     ceiling: np.ndarray  # (items,) float32: the highest s(i, j) of an unlisted j
     floor: np.ndarray  # (items,) float32: the lowest (-inf/+inf when all are listed)
+    # per item: ceiling, floor and the largest |s(i, .)|, as one row read per request
+    bounds: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        ends = self.scores[:, -1] if self.complete else self.floor
+        scale = np.maximum(np.abs(self.scores[:, 0]), np.abs(ends))
+        bounds = np.stack([self.ceiling, self.floor, scale], axis=1).astype(np.float64)
+        object.__setattr__(self, "bounds", bounds)
 
     @property
     def complete(self) -> bool:
@@ -71,26 +87,36 @@ class FoldInLists:
 
     def candidates(self, rows: np.ndarray, coefficients: np.ndarray) -> Candidates:
         """The union of the lists of `rows`, with bounds for the visitor whose factor
-        is G^-1 Y[rows]'w, w = `coefficients`."""
-        w = np.asarray(coefficients, dtype=np.float64)
-        listed, scores = self.rows[rows], self.scores[rows]
+        is G^-1 Y[rows]'w, w = `coefficients`. A visitor has a handful of items: their
+        terms are summed in Python, where a numpy call would cost more than its work."""
+        weights = coefficients.tolist()
+        table = self.bounds[rows].tolist()
         if self.complete:  # every item is on every list: its bound is its score
-            limit, base, outside = np.zeros(w.size), 0.0, -np.inf
-            scale = np.maximum(np.abs(scores[:, 0]), np.abs(scores[:, -1]))
-        else:
-            limit = w * np.where(w > 0, self.ceiling[rows], self.floor[rows])
-            base = outside = float(limit.sum())
-            scale = np.maximum(np.abs(scores[:, 0]), np.abs(self.floor[rows]))
-        gains = (w[:, None] * scores - limit[:, None]).ravel()
+            references, outside = [0.0] * len(weights), -math.inf
+        else:  # w_i times the ceiling (w_i > 0) or the floor (w_i < 0) of list i
+            references = [b[0] if w > 0 else b[1] for w, b in zip(weights, table, strict=True)]
+            outside = math.fsum(w * r for w, r in zip(weights, references, strict=True))
+        margin = SLACK * math.fsum(abs(w) * b[2] for w, b in zip(weights, table, strict=True))
+        listed = self.rows[rows]
+        gains = (self.scores[rows] - np.array(references)[:, None]) * coefficients[:, None]
         order = np.argsort(listed, axis=None, kind="stable")
-        flat = listed.ravel()[order]
-        first = np.empty(flat.size, dtype=bool)
-        first[:1] = True
-        np.not_equal(flat[1:], flat[:-1], out=first[1:])
-        starts = np.flatnonzero(first)
-        upper = np.add.reduceat(gains[order], starts) + base if starts.size else gains[:0]
-        margin = SLACK * float(np.abs(w) @ scale)
-        return Candidates(flat[starts].astype(np.int64), upper, outside, margin)
+        flat = np.take(listed, order)
+        starts = run_starts(flat)
+        summed = np.add.reduceat(np.take(gains, order), starts) if starts.size else np.zeros(0)
+        base = 0.0 if self.complete else outside
+        return Candidates(flat[starts], summed, base, outside, margin)
+
+
+def run_starts(flat: np.ndarray) -> np.ndarray:
+    """Where each run of equal values in sorted `flat` starts (np.diff with `prepend`,
+    or np.r_, cost three times this on a few hundred values)."""
+    if flat.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    moved = (flat[1:] != flat[:-1]).nonzero()[0]
+    starts = np.empty(moved.size + 1, dtype=np.intp)
+    starts[0] = 0
+    np.add(moved, 1, out=starts[1:])
+    return starts
 
 
 def exact_top(
@@ -102,32 +128,29 @@ def exact_top(
     size = found.rows.size
     if n <= 0 or size < n:
         return None
+    order = np.argsort(-found.gains)  # by upper bound, best first
     first = max(FIRST_BATCH, 4 * n)
+    rows, scores = _top(found.rows, order[:first], item_factors, vector, n)
     if size > first:
-        ranked = np.argpartition(-found.upper, first - 1)
-        picked, rest = np.sort(ranked[:first]), ranked[first:]
-        best, scores = _top(found.rows[picked], item_factors, vector, n)
-        # candidates not scored yet that might still make the top n
-        reach = rest[found.upper[rest] + found.margin >= scores[n - 1]]
-        if reach.size:
-            picked = np.sort(np.concatenate([picked, reach]))
-            best, scores = _top(found.rows[picked], item_factors, vector, n)
-        rows = found.rows[picked]
-    else:
-        rows = found.rows
-        best, scores = _top(rows, item_factors, vector, n)
+        # the candidates whose bound reaches the n-th best found: a prefix of `order`
+        floor = float(scores[n - 1]) - found.margin - found.base
+        reach = int(np.count_nonzero(found.gains >= floor))
+        if reach > first:
+            rows, scores = _top(found.rows, order[:reach], item_factors, vector, n)
     if scores[n - 1] <= found.outside + found.margin:
         return None
-    return rows[best], scores
+    return rows, scores
 
 
 def _top(
-    rows: np.ndarray, item_factors: np.ndarray, vector: np.ndarray, n: int
+    rows: np.ndarray, picked: np.ndarray, item_factors: np.ndarray, vector: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in `rows` (ascending) of the best n by exact score, ties by lower row."""
-    scores = item_factors[rows] @ vector
+    """The best n of `rows[picked]` by exact score, best first, ties by lower row (rows
+    ascending, so positions in ascending order are rows in ascending order)."""
+    chosen = rows[np.sort(picked)]
+    scores = item_factors[chosen] @ vector
     best = np.argsort(-scores, kind="stable")[:n]
-    return best, scores[best].astype(np.float32)
+    return chosen[best], np.asarray(scores[best], dtype=np.float32)
 
 
 def build_lists(

@@ -75,7 +75,10 @@ def weight_matrix(
 
 
 def _confidence(
-    data: np.ndarray, length_norm: np.ndarray, idf: np.ndarray | float, params: WeightingParams
+    data: np.ndarray,
+    length_norm: np.ndarray | float,
+    idf: np.ndarray | float,
+    params: WeightingParams,
 ) -> np.ndarray:
     if params.kind == "bm25":
         out: np.ndarray = data * (params.k1 + 1.0) / (params.k1 * length_norm + data) * idf
@@ -184,8 +187,12 @@ class RecsModel:
             unique, inverse = np.unique(rows, return_inverse=True)
             summed = np.bincount(inverse, weights=weights).astype(np.float64)
         idf = math.log(self.n_items) - math.log1p(unique.size)
-        confidence = _confidence(summed, self.item_length_norm[unique], idf, self.weighting)
-        confidence = confidence * float(self.params.get("alpha", 1.0))
+        weighting = self.weighting
+        norms = self.item_length_norm[unique] if weighting.kind == "bm25" else 1.0
+        confidence = _confidence(summed, norms, idf, weighting)
+        alpha = float(self.params.get("alpha", 1.0))
+        if alpha != 1.0:
+            confidence = confidence * alpha
         y = latent_factors[unique].astype(np.float64)
         x, coefficients = solve(self.gram, self.gram_inverse, y, confidence)
         return FoldIn(self._with_bias(np.asarray(x, dtype=np.float32)), unique, coefficients)

@@ -137,7 +137,7 @@ def test_loose_upper_bounds_only_cost_work_never_the_answer() -> None:
     rng = np.random.default_rng(4)
     y = rng.normal(size=(300, 4)).astype(np.float32)
     vector = rng.normal(size=4).astype(np.float32)
-    found = Candidates(np.arange(300), np.full(300, 1e9), -1e9, 0.0)
+    found = Candidates(np.arange(300), np.full(300, 1e9), 0.0, -1e9, 0.0)
     got = exact_top(found, y, vector, 5)
     assert got is not None
     assert got[0].tolist() == np.argsort(-(y @ vector), kind="stable")[:5].tolist()

@@ -204,7 +204,8 @@ def _best(scores: np.ndarray, cut: np.ndarray, length: int) -> np.ndarray:
 
 def save_lists(folder: Path, lists: FoldInLists) -> None:
     bounds = np.stack([lists.ceiling, lists.floor], axis=1).astype(np.float32)
-    files = ((LISTS_FILE, lists.rows), (SCORES_FILE, lists.scores), (BOUNDS_FILE, bounds))
+    # the lists last: a worker loading the folder meanwhile finds all three or none
+    files = ((SCORES_FILE, lists.scores), (BOUNDS_FILE, bounds), (LISTS_FILE, lists.rows))
     for name, array in files:
         staging = folder / f".{name}.tmp"
         with staging.open("wb") as out:

@@ -92,6 +92,15 @@ def _add_model_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "OMOTENASHI_RECS_INDEX=hnsw) and print its recall@10 against exact scoring",
     )
     index.add_argument("version")
+    lists = model_commands.add_parser(
+        "lists",
+        help="add fold-in lists to an ALS recommender version trained without them "
+        "(workers use them when they next load the version: activate it again)",
+    )
+    lists.add_argument("version")
+    lists.add_argument(
+        "--length", type=int, metavar="K", help="items per list (default: as training's)"
+    )
 
     ope = commands.add_parser(
         "ope", help="estimate a policy's value off-policy from a logged bandit dataset"

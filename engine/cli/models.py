@@ -1,5 +1,5 @@
-"""`omotenashi models list|activate|index`: the listing and switch of `/v1/models`, and
-building a version's approximate index."""
+"""`omotenashi models list|activate|index|lists`: the listing and switch of `/v1/models`,
+and adding a version's approximate index or fold-in lists after training."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from engine.model_versions import activate_version, overview
 from engine.settings import Settings
 from models.ann import add_index
 from models.artifacts import ArtifactError, artifact_path
+from models.fold_in_lists import LIST_LENGTH, build_lists, save_lists
 from models.recommender import load_recs
 
 
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     if args.models_command == "index":
         return index_version(settings.artifacts_dir, args.version)
+    if args.models_command == "lists":
+        return add_fold_in_lists(settings.artifacts_dir, args.version, args.length)
     store = cli_store(settings)
     try:
         if args.models_command == "activate":
@@ -77,5 +80,26 @@ def index_version(root: Path, version: str) -> int:
     print(
         f"indexed {model.n_items} items of recs {version} in {time.perf_counter() - started:.1f} s;"
         f" recall@10 against exact scoring for trained users: {recall:.3f}"
+    )
+    return 0
+
+
+def add_fold_in_lists(root: Path, version: str, length: int | None) -> int:
+    """Build and add the fold-in lists of an ALS version (`models.fold_in_lists`)."""
+    length = LIST_LENGTH if length is None else length
+    folder = artifact_path(root, "recs", version)
+    model = load_recs(folder)
+    if model.algorithm != "als":
+        raise ArtifactError(f"recs {version} is {model.algorithm}: fold-in lists bound ALS only")
+    if length < 1:
+        raise ArtifactError(f"list length must be at least 1, got {length}")
+    if not model.gram_inverse.size:
+        raise ArtifactError(f"recs {version}: its Gram matrix is not positive definite")
+    started = time.perf_counter()
+    lists = build_lists(model.item_factors, model.gram_inverse, length, show_progress=True)
+    save_lists(folder, lists)
+    print(
+        f"fold-in lists of {lists.rows.shape[1]} items for each of {model.n_items} items of "
+        f"recs {version} in {time.perf_counter() - started:.1f} s"
     )
     return 0

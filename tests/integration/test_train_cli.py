@@ -199,3 +199,32 @@ def test_a_missing_file_exits_2(cli_env: Path, capsys: pytest.CaptureFixture[str
     assert train("--interactions", "/nonexistent/ratings", "--format", "movielens") == 2
     assert "No such file" in capsys.readouterr().err
     assert not (cli_env / "recs").exists()
+
+
+def test_models_lists_adds_fold_in_lists_to_a_version_trained_without(
+    cli_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ratings = tmp_path / "u.data"
+    u_data(ratings)
+    assert (
+        train(
+            "--interactions", str(ratings), "--format", "movielens", "--fold-in-lists", "0", *FAST
+        )
+        == 0
+    )
+    (manifest,) = list_versions(cli_env, "recs")
+    version = manifest["version"]
+    assert load_recs(cli_env / "recs" / version).fold_in_lists is None
+    assert main(["models", "lists", version, "--length", "7"]) == 0
+    assert "fold-in lists of 7 items" in capsys.readouterr().out
+    model = load_recs(cli_env / "recs" / version)
+    assert model.fold_in_lists is not None
+    assert model.fold_in_lists.rows.shape == (model.n_items, 7)
+    # a BPR version is refused, and nothing is written to it
+    path = tmp_path / "interactions.csv"
+    path.write_text("user,item,weight\nann,a,1\nann,b,2\nben,b,1\nben,c,1\ncy,a,3\n")
+    assert train("--interactions", str(path), "--format", "csv", "--algorithm", "bpr") == 0
+    bpr = next(m["version"] for m in list_versions(cli_env, "recs") if m["algorithm"] == "bpr")
+    assert main(["models", "lists", bpr]) == 2
+    assert "bound ALS only" in capsys.readouterr().err
+    assert load_recs(cli_env / "recs" / bpr).fold_in_lists is None

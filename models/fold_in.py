@@ -1,10 +1,10 @@
 """The algebra of folding a visitor into a trained ALS model: one user's least-squares
-step, x = (G + Y'DY)^-1 Y'c, with G = Y'Y + lambda*I for the whole catalogue, Y the
-rows of the visitor's items, c their confidences and D = diag(c - 1) (Hu, Koren &
-Volinsky 2008).
+step, x = (G + Yv'DYv)^-1 Yv'c, with G = Y'Y + lambda*I over the whole catalogue's
+factors Y, Yv the rows of the visitor's items, c their confidences and D = diag(c - 1)
+(Hu, Koren & Volinsky 2008).
 
-Both ways of solving it also give the visitor's coefficients w, with x = G^-1 Y'w:
-since G x = Y'c - Y'DYx, w = c - DYx. The visitor's score for an item j is then
+Both ways of solving it also give the visitor's coefficients w, with x = G^-1 Yv'w:
+since G x = Yv'c - Yv'DYv x, w = c - DYv x. The visitor's score for an item j is then
 sum_i w_i * y_i'G^-1 y_j, a weighted sum of item-to-item scores, which is what lets
 `models.fold_in_lists` find their best items without scoring the catalogue.
 """
@@ -22,7 +22,7 @@ class FoldIn(NamedTuple):
 
     vector: np.ndarray  # float32; a BPR model's item-bias column (1) included
     rows: np.ndarray  # the distinct item rows of the history
-    coefficients: np.ndarray  # w, one per row (float64)
+    coefficients: np.ndarray | None  # w, one per row (float64); None if x is not G^-1 Y'w
 
 
 def gram_matrices(latent: np.ndarray, regularization: float) -> tuple[np.ndarray, np.ndarray]:
@@ -48,11 +48,12 @@ def spd_inverse(matrix: np.ndarray) -> np.ndarray:
 
 def solve(
     gram: np.ndarray, gram_inverse: np.ndarray, y: np.ndarray, confidence: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray | None]:
     """x = (G + Y'DY)^-1 Y'c and its coefficients w (x = G^-1 Y'w), in float64.
 
     A history of r <= k/2 items takes the low-rank route (an r x r system), a longer one
-    the k x k Cholesky; a system LAPACK cannot factor falls back to least squares."""
+    the k x k Cholesky; a system LAPACK cannot factor falls back to least squares,
+    whose x need not be G^-1 Y'w for any w: its coefficients are None."""
     if 2 * y.shape[0] <= y.shape[1] and gram_inverse.size:
         found = low_rank_solve(gram_inverse, y, confidence)
         if found is not None:
@@ -64,7 +65,7 @@ def solve(
     # LAPACK directly (numpy's general solve costs half as much again per call)
     _, x, info = dposv(a, b)
     if info != 0:
-        x = np.linalg.lstsq(a, b, rcond=None)[0]
+        return np.linalg.lstsq(a, b, rcond=None)[0], None
     return x, confidence - d * (y @ x)
 
 

@@ -14,8 +14,10 @@ and no-random-access arguments):
 
 Only candidates whose upper bound reaches the best scores found are scored exactly
 (about 20 of some 300 on the load-test model), and when the n-th best beats the
-outside bound the result is the catalogue's exact top n; when it does not (0.1% of
-five-click visitors there, at K = 64), the caller ranks another way. A visitor costs
+outside bound the result is the catalogue's exact top n, up to float32 rounding (a
+margin scaled by |G^-1 y_i| keeps rounding from deciding); when it does not (none of
+400 five-click visitors there at K = 64, 1 of 400 eight-item histories), the caller
+ranks another way. A visitor costs
 a few list rows and a few dozen factor rows, where an HNSW search visits thousands of
 nodes scattered over a graph larger than the CPU cache.
 
@@ -38,9 +40,11 @@ from models.artifacts import ArtifactError
 LISTS_FILE = "fold_in_lists.npy"
 SCORES_FILE = "fold_in_scores.npy"
 BOUNDS_FILE = "fold_in_bounds.npy"
-LIST_LENGTH = 64  # 99.9% of five-click visitors certified on the load-test model (32: 85%)
+LIST_LENGTH = 64  # all 400 five-click visitors vouched for on the load-test model
 CHUNK_CELLS = 1 << 24  # scores computed per block while building: 64 MB of float32
-SLACK = 1e-4  # of the scores' scale: float32 rounding must not prune or certify wrongly
+# of the scores' scale: float32 rounding (at most about k * 6e-8 of it for k factors, in
+# the lists and in serving's scores) must not prune or certify wrongly; ample to k ~ 1,000
+SLACK = 1e-4
 FIRST_BATCH = 32  # candidates scored exactly before the rest are pruned (at least 4n)
 
 
@@ -72,13 +76,14 @@ class FoldInLists:
     scores: np.ndarray  # (items, K) float32: s(i, rows[i])
     ceiling: np.ndarray  # (items,) float32: the highest s(i, j) of an unlisted j
     floor: np.ndarray  # (items,) float32: the lowest (-inf/+inf when all are listed)
-    # per item: ceiling, floor and the largest |s(i, .)|, as one row read per request
+    # (items,) |G^-1 y_i| max_j |y_j|: bounds every |s(i, j)| and, times k and the float32
+    # unit roundoff, the rounding of any score computed from it (however ill-conditioned G)
+    scale: np.ndarray
+    # per item: ceiling, floor and scale, as one row read per request
     bounds: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        ends = self.scores[:, -1] if self.complete else self.floor
-        scale = np.maximum(np.abs(self.scores[:, 0]), np.abs(ends))
-        bounds = np.stack([self.ceiling, self.floor, scale], axis=1).astype(np.float64)
+        bounds = np.stack([self.ceiling, self.floor, self.scale], axis=1).astype(np.float64)
         object.__setattr__(self, "bounds", bounds)
 
     @property
@@ -166,7 +171,10 @@ def build_lists(
     y = np.ascontiguousarray(latent, dtype=np.float32)
     n = y.shape[0]
     length = min(length, n)
-    left = np.ascontiguousarray(np.asarray(latent, np.float64) @ gram_inverse, dtype=np.float32)
+    exact_left = np.asarray(latent, np.float64) @ gram_inverse
+    left = np.ascontiguousarray(exact_left, dtype=np.float32)
+    longest = float(np.linalg.norm(y, axis=1).max(initial=0.0))
+    scale = (np.linalg.norm(exact_left, axis=1) * longest).astype(np.float32)
     rows = np.empty((n, length), dtype=np.int32)
     listed_scores = np.empty((n, length), dtype=np.float32)
     ceiling = np.full(n, -np.inf, dtype=np.float32)
@@ -188,7 +196,7 @@ def build_lists(
         best = _best(scores, cut, length)
         rows[start:stop] = best
         listed_scores[start:stop] = np.take_along_axis(scores, best, axis=1)
-    return FoldInLists(rows, listed_scores, ceiling, floor)
+    return FoldInLists(rows, listed_scores, ceiling, floor, scale)
 
 
 def _best(scores: np.ndarray, cut: np.ndarray, length: int) -> np.ndarray:
@@ -203,8 +211,9 @@ def _best(scores: np.ndarray, cut: np.ndarray, length: int) -> np.ndarray:
 
 
 def save_lists(folder: Path, lists: FoldInLists) -> None:
-    bounds = np.stack([lists.ceiling, lists.floor], axis=1).astype(np.float32)
-    # the lists last: a worker loading the folder meanwhile finds all three or none
+    bounds = np.stack([lists.ceiling, lists.floor, lists.scale], axis=1).astype(np.float32)
+    # the lists last: a worker loading a folder that had none finds all three or none
+    # (`omotenashi models lists` refuses a version that has lists already)
     files = ((SCORES_FILE, lists.scores), (BOUNDS_FILE, bounds), (LISTS_FILE, lists.rows))
     for name, array in files:
         staging = folder / f".{name}.tmp"
@@ -230,11 +239,12 @@ def load_lists(folder: Path, n_items: int) -> FoldInLists | None:
         or rows.dtype != np.int32
         or scores.shape != rows.shape
         or scores.dtype != np.float32
-        or bounds.shape != (n_items, 2)
+        or bounds.shape != (n_items, 3)
+        or (rows.size and (int(rows.min()) < 0 or int(rows.max()) >= n_items))
     ):
         raise ArtifactError(
             f"{folder}: fold-in lists of shape {rows.shape}, scores {scores.shape} and "
-            f"bounds {bounds.shape} do not match {n_items} items"
+            f"bounds {bounds.shape} do not match {n_items} items (or list others)"
         )
-    ceiling, floor = (np.ascontiguousarray(bounds[:, i]) for i in (0, 1))
-    return FoldInLists(rows, scores, ceiling, floor)
+    ceiling, floor, scale = (np.ascontiguousarray(bounds[:, i]) for i in (0, 1, 2))
+    return FoldInLists(rows, scores, ceiling, floor, scale)

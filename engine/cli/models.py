@@ -93,6 +93,9 @@ def add_fold_in_lists(root: Path, version: str, length: int | None) -> int:
         raise ArtifactError(f"recs {version} is {model.algorithm}: fold-in lists bound ALS only")
     if length < 1:
         raise ArtifactError(f"list length must be at least 1, got {length}")
+    if model.fold_in_lists is not None:
+        # replacing them in place could show a loading worker old rows with new scores
+        raise ArtifactError(f"recs {version} has fold-in lists already: train a new version")
     if not model.gram_inverse.size:
         raise ArtifactError(f"recs {version}: its Gram matrix is not positive definite")
     started = time.perf_counter()

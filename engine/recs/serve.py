@@ -158,7 +158,7 @@ def recommend(
             values = np.array([weight for _, weight in known], dtype=np.float64)
             folded = model.fold_in_terms(rows, values)
             vector, source = folded.vector, "fold_in"
-            if model.fold_in_lists is not None:
+            if model.fold_in_lists is not None and folded.coefficients is not None:
                 ranked = _rank_listed(
                     model.fold_in_lists, model, view, folded, category, live_banned, n
                 )
@@ -272,6 +272,7 @@ def _rank_listed(
     """A fold-in visitor's exact top n from their items' lists (`models.fold_in_lists`);
     None when the lists cannot vouch for it or filters left fewer than n candidates
     (the caller ranks the catalogue)."""
+    assert folded.coefficients is not None
     found = lists.candidates(folded.rows, folded.coefficients)
     keep = ~view.blocked[found.rows]
     if category is not None:

@@ -220,6 +220,9 @@ def test_models_lists_adds_fold_in_lists_to_a_version_trained_without(
     model = load_recs(cli_env / "recs" / version)
     assert model.fold_in_lists is not None
     assert model.fold_in_lists.rows.shape == (model.n_items, 7)
+    # lists are never replaced in place: a worker could be loading them
+    assert main(["models", "lists", version]) == 2
+    assert "has fold-in lists already" in capsys.readouterr().err
     # a BPR version is refused, and nothing is written to it
     path = tmp_path / "interactions.csv"
     path.write_text("user,item,weight\nann,a,1\nann,b,2\nben,b,1\nben,c,1\ncy,a,3\n")

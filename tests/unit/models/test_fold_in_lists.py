@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models import fold_in_lists
 from models.artifacts import ArtifactError
 from models.fold_in import gram_matrices, solve
 from models.fold_in_lists import (
@@ -71,9 +72,15 @@ def test_each_list_is_its_items_best_by_the_item_to_item_score(length: int) -> N
     length=st.sampled_from([2, 6, 20, ITEMS]),
     n=st.integers(1, 15),
     dropped=st.lists(st.integers(0, ITEMS - 1), max_size=20),
+    batch=st.sampled_from([1, fold_in_lists.FIRST_BATCH]),  # 1: prune from 4n candidates
 )
 def test_bounds_hold_and_the_pruned_top_n_is_the_exact_one(
-    history: list[int], confidence: list[float], length: int, n: int, dropped: list[int]
+    history: list[int],
+    confidence: list[float],
+    length: int,
+    n: int,
+    dropped: list[int],
+    batch: int,
 ) -> None:
     y = factors(1)
     gram, inverse = gram_matrices(y, 0.1)
@@ -101,7 +108,9 @@ def test_bounds_hold_and_the_pruned_top_n_is_the_exact_one(
         assert scores[outside].max() <= found.outside + found.margin
     # filters drop some candidates; what is left is ranked, pruned, exactly
     keep = ~np.isin(found.rows, dropped)
-    got = exact_top(found.subset(keep), y, vector, n)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fold_in_lists, "FIRST_BATCH", batch)
+        got = exact_top(found.subset(keep), y, vector, n)
     if got is None:
         return
     allowed = np.setdiff1d(np.arange(ITEMS), np.intersect1d(found.rows[~keep], dropped))
@@ -143,6 +152,70 @@ def test_loose_upper_bounds_only_cost_work_never_the_answer() -> None:
     assert got[0].tolist() == np.argsort(-(y @ vector), kind="stable")[:5].tolist()
     # and an outside bound above the fifth score vouches for nothing
     assert exact_top(found._replace(outside=1e9), y, vector, 5) is None
+
+
+def test_rounding_within_the_margin_never_decides() -> None:
+    # bounds computed in float32 may sit below a score by up to the margin: such a
+    # candidate is still scored, and such an outside bound still withholds the answer
+    y = np.arange(40, dtype=np.float32)[:, None]  # one factor: item i scores i
+    vector = np.ones(1, dtype=np.float32)
+    gains = y[:, 0].astype(np.float64)
+    gains[39] = 34.7  # the best item's bound reads 4.3 low: within the margin of 4.5
+    found = Candidates(np.arange(40), gains, 0.0, -1e9, 4.5)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fold_in_lists, "FIRST_BATCH", 1)
+        got = exact_top(found, y, vector, 1)  # rows 35-38 first: their bounds lead
+        assert got is not None
+        assert got[0].tolist() == [39]
+        # an outside bound 0.3 under the best score is not enough to vouch for it
+        assert exact_top(found._replace(outside=38.7), y, vector, 1) is None
+
+
+def test_a_candidate_beyond_the_first_batch_is_reached_through_the_common_base() -> None:
+    # loose bounds (45) put rows 35-38 first; row 39's bound (base 10 + gain 30 = 40)
+    # still reaches their best score (38), so it is scored and wins
+    y = np.arange(40, dtype=np.float32)[:, None]
+    upper = y[:, 0].astype(np.float64)
+    upper[35:39] = 45.0
+    upper[39] = 40.0
+    found = Candidates(np.arange(40), upper - 10.0, 10.0, -1e9, 0.0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fold_in_lists, "FIRST_BATCH", 1)
+        got = exact_top(found, y, np.ones(1, dtype=np.float32), 1)
+    assert got is not None
+    assert got[0].tolist() == [39]
+
+
+def test_ties_go_to_the_lower_row() -> None:
+    values = np.random.default_rng(2).integers(0, 3, size=300)  # a hundred-way ties
+    y = values.astype(np.float32)[:, None]
+    found = Candidates(np.arange(300), values.astype(np.float64), 0.0, -1e9, 0.0)
+    got = exact_top(found, y, np.ones(1, dtype=np.float32), 50)
+    assert got is not None
+    assert got[0].tolist() == np.flatnonzero(values == 2)[:50].tolist()
+
+
+def test_an_ill_conditioned_model_gets_wider_margins_not_wrong_answers() -> None:
+    # two factor columns nearly equal and almost no regularization: G^-1 is huge, and
+    # so is the rounding of everything computed with it; a certified list may differ
+    # from the float64 answer only among items whose scores are within the margin
+    rng = np.random.default_rng(9)
+    y = rng.normal(size=(400, 8)) * rng.gamma(1.0, 1.0, size=(400, 1))
+    y[:, 7] = y[:, 6] + 1e-5 * rng.normal(size=400)
+    y = y.astype(np.float32)
+    gram, inverse = gram_matrices(y, 1e-6)
+    lists = build_lists(y, inverse, 40)
+    for _ in range(200):
+        rows = rng.choice(400, 4, replace=False)
+        x, w = solve(gram, inverse, y[rows].astype(np.float64), np.full(4, 3.0))
+        assert w is not None
+        found = lists.candidates(rows, w)
+        got = exact_top(found, y, x.astype(np.float32), 10)
+        if got is None:
+            continue
+        exact = y.astype(np.float64) @ x
+        others = np.setdiff1d(np.arange(400), got[0])
+        assert exact[others].max() <= exact[got[0]].min() + 2 * found.margin
 
 
 def test_lists_round_trip_and_a_mismatch_is_refused(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Exact top-n for fold-in visitors without scoring the catalogue.
 
-A folded-in visitor's factor is x = G^-1 Y'w (`models.fold_in`), so their score for
-item j is sum_i w_i s(i, j) over their items i, with s(i, j) = y_i'G^-1 y_j: the
+A folded-in visitor's factor is x = G^-1 Yv'w (`models.fold_in`; Yv: their items'
+rows), so their score for item j is sum_i w_i s(i, j) over their items i, with
+s(i, j) = y_i'G^-1 y_j: the
 model's own item-to-item score. Training keeps, for every item, its K best items by
 s with their scores (its list), and the highest and lowest s(i, .) of the items left
 off it (ceiling and floor). Then, without reading any item factor (Fagin's threshold
@@ -17,9 +18,9 @@ Only candidates whose upper bound reaches the best scores found are scored exact
 outside bound the result is the catalogue's exact top n, up to float32 rounding (a
 margin scaled by |G^-1 y_i| keeps rounding from deciding); when it does not (none of
 400 five-click visitors there at K = 64, 1 of 400 eight-item histories), the caller
-ranks another way. A visitor costs
-a few list rows and a few dozen factor rows, where an HNSW search visits thousands of
-nodes scattered over a graph larger than the CPU cache.
+ranks another way. A visitor costs a few list rows and a few dozen factor rows, where
+an HNSW search visits thousands of nodes scattered over a graph larger than the CPU
+cache.
 
 ALS only: a BPR score adds an item bias the lists do not bound.
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -74,17 +75,26 @@ class FoldInLists:
 
     rows: np.ndarray  # (items, K) int32, best first (ties by lower row)
     scores: np.ndarray  # (items, K) float32: s(i, rows[i])
-    ceiling: np.ndarray  # (items,) float32: the highest s(i, j) of an unlisted j
-    floor: np.ndarray  # (items,) float32: the lowest (-inf/+inf when all are listed)
-    # (items,) |G^-1 y_i| max_j |y_j|: bounds every |s(i, j)| and, times k and the float32
-    # unit roundoff, the rounding of any score computed from it (however ill-conditioned G)
-    scale: np.ndarray
-    # per item: ceiling, floor and scale, as one row read per request
-    bounds: np.ndarray = field(init=False, repr=False)
+    # (items, 3) float32, one row read per request: the ceiling (the highest s(i, j) of
+    # an unlisted j), the floor (the lowest; -inf/+inf when all are listed) and the scale
+    # |G^-1 y_i| max_j |y_j|, which bounds every |s(i, j)| and, times k and the float32
+    # unit roundoff, the rounding of any score computed from it (however ill-conditioned)
+    bounds: np.ndarray
 
-    def __post_init__(self) -> None:
-        bounds = np.stack([self.ceiling, self.floor, self.scale], axis=1).astype(np.float64)
-        object.__setattr__(self, "bounds", bounds)
+    @property
+    def ceiling(self) -> np.ndarray:
+        column: np.ndarray = self.bounds[:, 0]
+        return column
+
+    @property
+    def floor(self) -> np.ndarray:
+        column: np.ndarray = self.bounds[:, 1]
+        return column
+
+    @property
+    def scale(self) -> np.ndarray:
+        column: np.ndarray = self.bounds[:, 2]
+        return column
 
     @property
     def complete(self) -> bool:
@@ -177,8 +187,11 @@ def build_lists(
     scale = (np.linalg.norm(exact_left, axis=1) * longest).astype(np.float32)
     rows = np.empty((n, length), dtype=np.int32)
     listed_scores = np.empty((n, length), dtype=np.float32)
-    ceiling = np.full(n, -np.inf, dtype=np.float32)
-    floor = np.full(n, np.inf, dtype=np.float32)
+    bounds = np.empty((n, 3), dtype=np.float32)
+    ceiling, floor = bounds[:, 0], bounds[:, 1]  # views: filled block by block below
+    ceiling[:] = -np.inf
+    floor[:] = np.inf
+    bounds[:, 2] = scale
     chunk = max(1, CHUNK_CELLS // max(n, 1))
     blocks = range(0, n, chunk)
     for start in tqdm(blocks, desc="fold-in lists", unit="block", disable=not show_progress):
@@ -196,7 +209,7 @@ def build_lists(
         best = _best(scores, cut, length)
         rows[start:stop] = best
         listed_scores[start:stop] = np.take_along_axis(scores, best, axis=1)
-    return FoldInLists(rows, listed_scores, ceiling, floor, scale)
+    return FoldInLists(rows, listed_scores, bounds)
 
 
 def _best(scores: np.ndarray, cut: np.ndarray, length: int) -> np.ndarray:
@@ -211,10 +224,9 @@ def _best(scores: np.ndarray, cut: np.ndarray, length: int) -> np.ndarray:
 
 
 def save_lists(folder: Path, lists: FoldInLists) -> None:
-    bounds = np.stack([lists.ceiling, lists.floor, lists.scale], axis=1).astype(np.float32)
     # the lists last: a worker loading a folder that had none finds all three or none
     # (`omotenashi models lists` refuses a version that has lists already)
-    files = ((SCORES_FILE, lists.scores), (BOUNDS_FILE, bounds), (LISTS_FILE, lists.rows))
+    files = ((SCORES_FILE, lists.scores), (BOUNDS_FILE, lists.bounds), (LISTS_FILE, lists.rows))
     for name, array in files:
         staging = folder / f".{name}.tmp"
         with staging.open("wb") as out:
@@ -240,11 +252,11 @@ def load_lists(folder: Path, n_items: int) -> FoldInLists | None:
         or scores.shape != rows.shape
         or scores.dtype != np.float32
         or bounds.shape != (n_items, 3)
+        or bounds.dtype != np.float32
         or (rows.size and (int(rows.min()) < 0 or int(rows.max()) >= n_items))
     ):
         raise ArtifactError(
             f"{folder}: fold-in lists of shape {rows.shape}, scores {scores.shape} and "
             f"bounds {bounds.shape} do not match {n_items} items (or list others)"
         )
-    ceiling, floor, scale = (np.ascontiguousarray(bounds[:, i]) for i in (0, 1, 2))
-    return FoldInLists(rows, scores, ceiling, floor, scale)
+    return FoldInLists(rows, scores, bounds)

@@ -26,7 +26,7 @@ from engine.recs.registry import RecsState
 from models.ann import CANDIDATES, search_rows
 from models.features import decode_features
 from models.fold_in import FoldIn
-from models.fold_in_lists import FoldInLists, exact_top
+from models.fold_in_lists import exact_top
 from models.interactions import item_weights
 from models.recommender import RecsModel, top_n
 
@@ -158,10 +158,7 @@ def recommend(
             values = np.array([weight for _, weight in known], dtype=np.float64)
             folded = model.fold_in_terms(rows, values)
             vector, source = folded.vector, "fold_in"
-            if model.fold_in_lists is not None and folded.coefficients is not None:
-                ranked = _rank_listed(
-                    model.fold_in_lists, model, view, folded, category, live_banned, n
-                )
+            ranked = _rank_listed(model, view, folded, category, live_banned, n)
         else:
             source = "popular"
             favourite = visitor.favourite_category() if category is None else None
@@ -261,7 +258,6 @@ def _rank_known(
 
 
 def _rank_listed(
-    lists: FoldInLists,
     model: RecsModel,
     view: CatalogView,
     folded: FoldIn,
@@ -270,9 +266,12 @@ def _rank_listed(
     n: int,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """A fold-in visitor's exact top n from their items' lists (`models.fold_in_lists`);
-    None when the lists cannot vouch for it or filters left fewer than n candidates
-    (the caller ranks the catalogue)."""
-    assert folded.coefficients is not None
+    None when the model has no lists, the solve gave no coefficients, the lists cannot
+    vouch for the answer or filters left fewer than n candidates (the caller ranks the
+    catalogue)."""
+    lists = model.fold_in_lists
+    if lists is None or folded.coefficients is None:
+        return None
     found = lists.candidates(folded.rows, folded.coefficients)
     keep = ~view.blocked[found.rows]
     if category is not None:
